@@ -1,0 +1,3 @@
+"""pyacemaker: automatic active learning of ACE interatomic potentials."""
+
+__version__ = "0.1.0"

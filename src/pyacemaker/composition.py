@@ -1,0 +1,56 @@
+"""Chemical formulas: parsing and checks with messages that say how to fix them."""
+
+from __future__ import annotations
+
+import re
+from math import gcd
+
+from ase.data import atomic_numbers
+
+_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*)")
+MAX_ELEMENTS = 4
+MAX_FORMULA_ATOMS = 40
+MAX_Z = 92  # ZBL and the oracles cover H..U
+
+
+def parse_composition(formula: str) -> dict[str, int]:
+    """Parse a formula such as ``TiO2`` into reduced element counts ``{'Ti': 1, 'O': 2}``.
+
+    Raises
+    ------
+    ValueError
+        Unknown element, malformed or physically impossible formula; the message names the fix.
+    """
+    text = formula.strip() if isinstance(formula, str) else ""
+    if not text:
+        raise ValueError("composition is empty; write a formula such as TiO2 or Cu")
+    if _TOKEN.sub("", text):
+        raise ValueError(
+            f"'{formula}' is not a formula; write element symbols with counts, e.g. TiO2, SrTiO3"
+        )
+    counts: dict[str, int] = {}
+    for symbol, number in _TOKEN.findall(text):
+        if symbol not in atomic_numbers or symbol == "X":
+            raise ValueError(
+                f"unknown element '{symbol}' in '{formula}'; use chemical symbols (case matters: Co, not CO)"
+            )
+        if atomic_numbers[symbol] > MAX_Z:
+            raise ValueError(f"element '{symbol}' (Z > {MAX_Z}) is not supported")
+        n = int(number) if number else 1
+        if n == 0:
+            raise ValueError(f"'{formula}' gives {symbol} a count of 0; remove it or give a count >= 1")
+        counts[symbol] = counts.get(symbol, 0) + n
+    if len(counts) > MAX_ELEMENTS:
+        raise ValueError(
+            f"'{formula}' has {len(counts)} elements; at most {MAX_ELEMENTS} are supported"
+        )
+    divisor = 0
+    for n in counts.values():
+        divisor = gcd(divisor, n)
+    reduced = {el: n // divisor for el, n in counts.items()}
+    if sum(reduced.values()) > MAX_FORMULA_ATOMS:
+        raise ValueError(
+            f"'{formula}' has {sum(reduced.values())} atoms per formula unit; at most "
+            f"{MAX_FORMULA_ATOMS} fit a DFT-sized cell. Give structure files under seeds.files instead"
+        )
+    return reduced

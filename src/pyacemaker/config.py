@@ -1,0 +1,321 @@
+"""Settings: pydantic models, the one source of truth, and loading with clear errors.
+
+The user writes a small YAML file; everything else is inferred here (from the composition
+and the oracle) and written back as ``config.resolved.yaml`` in the workdir.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from ase.data import atomic_numbers, covalent_radii
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pyacemaker.composition import parse_composition
+from pyacemaker.errors import ConfigError
+
+EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
+BUILTIN_ENGINES = ("emt", "tblite")
+PLANNED_ENGINES = {"espresso": "issue 4 (Quantum ESPRESSO)", "vasp": "issue 4 (VASP)"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OracleConfig(_Model):
+    """Which reference method labels structures (energies, forces, stresses)."""
+
+    engine: str = Field(
+        description="emt | tblite | ase:<module>:<Class> (any ASE calculator by import path)"
+    )
+    method: str | None = Field(None, description="tblite method: GFN1-xTB (default) or GFN2-xTB")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments for the calculator"
+    )
+    workers: int = Field(
+        default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
+        description="parallel local worker processes for labelling",
+    )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        if engine in BUILTIN_ENGINES:
+            return engine
+        if engine in PLANNED_ENGINES:
+            raise ValueError(
+                f"engine '{engine}' is not available yet ({PLANNED_ENGINES[engine]}); "
+                "use emt, tblite or ase:<module>:<Class>"
+            )
+        parts = engine.split(":")
+        if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
+            return engine
+        raise ValueError(
+            f"unknown engine '{engine}'; use emt, tblite or ase:<module>:<Class>, "
+            "e.g. ase:ase.calculators.emt:EMT"
+        )
+
+
+class BudgetConfig(_Model):
+    """When to stop regardless of accuracy."""
+
+    max_iterations: int = Field(5, ge=1, description="active-learning iterations after seeding")
+    max_labels: int = Field(200, ge=1, description="total reference calculations allowed")
+
+
+class TargetsConfig(_Model):
+    """Held-out accuracy that counts as converged."""
+
+    energy_rmse_mev_per_atom: float = Field(1.0, gt=0, description="meV/atom")
+    force_rmse_ev_per_angstrom: float = Field(0.05, gt=0, description="eV/Angstrom")
+
+
+class SeedsConfig(_Model):
+    """Starting structures: from the composition, or from user files."""
+
+    files: list[Path] = Field(
+        default_factory=list, description="structure files (cif, POSCAR, extxyz) instead of prototypes"
+    )
+    min_cell_width: float = Field(
+        6.0, gt=0, description="Angstrom; seeds are repeated until every cell width reaches it"
+    )
+    max_atoms: int = Field(64, ge=1, description="largest seed cell, atoms")
+    n_random: int = Field(2, ge=0, description="random symmetric crystals (pyxtal) per composition")
+
+
+class ExplorationConfig(_Model):
+    """How candidates are generated and chosen for labelling."""
+
+    seed_labels: int = Field(
+        40, ge=1, description="structures labelled before the first fit (rattled and strained seeds)"
+    )
+    labels_per_iteration: int = Field(20, ge=1, description="most new labels per iteration")
+    rattle_stdev: float = Field(0.05, gt=0, description="Angstrom, Gaussian displacement")
+    max_strain: float = Field(0.06, gt=0, lt=0.5, description="largest linear strain")
+    md_temperatures: list[float] = Field(
+        default_factory=lambda: [300.0, 900.0], min_length=1, description="K"
+    )
+    md_steps: int = Field(60, ge=1, description="MD steps per run")
+    md_timestep_fs: float = Field(1.0, gt=0, description="fs")
+    md_snapshot_every: int = Field(10, ge=1, description="steps between candidate snapshots")
+    gamma_collect: float = Field(
+        5.0, gt=1, description="extrapolation grade above which a candidate may be labelled"
+    )
+    gamma_halt: float = Field(
+        25.0, gt=1, description="extrapolation grade above which MD stops (unreliable region)"
+    )
+    random_seed: int = Field(42, description="makes the run reproducible")
+
+
+class TrainerConfig(_Model):
+    """Linear ACE fit on reference minus ZBL baseline."""
+
+    cutoff: float | None = Field(None, gt=2, description="Angstrom; inferred from covalent radii")
+    functions_per_element: int | None = Field(
+        None, ge=4, description="ACE basis size; inferred from the amount of data"
+    )
+    max_functions_per_element: int = Field(300, ge=4, description="cap for the inferred basis size")
+    ridge_alpha: float = Field(1e-6, gt=0, description="Ridge regularisation")
+    zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
+    zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")
+    test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")
+    workers: int = Field(
+        default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
+        description="processes building the design matrix",
+    )
+
+
+class Config(_Model):
+    """The whole run: one root, one sub-model per component."""
+
+    composition: str = Field(description="chemical formula, e.g. TiO2")
+    workdir: Path = Field(description="where everything of this run is written")
+    oracle: OracleConfig
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)
+    seeds: SeedsConfig = Field(default_factory=SeedsConfig)
+    exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @field_validator("composition")
+    @classmethod
+    def _valid_composition(cls, composition: str) -> str:
+        parse_composition(composition)  # raises ValueError with the fix
+        return composition
+
+    @property
+    def elements(self) -> list[str]:
+        """Element symbols of the composition, sorted alphabetically."""
+        return sorted(parse_composition(self.composition))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, validate and resolve a user config file.
+
+    Raises
+    ------
+    ConfigError
+        One message naming the field and the fix, for any invalid input.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found; create one with `pyacemaker init TiO2`")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping such as 'composition: TiO2' at the top")
+    return resolve(config_from_dict(raw, source=str(path)))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a plain mapping; pydantic errors become one readable ConfigError."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, raw, source)) from None
+
+
+def _explain(err: ValidationError, raw: dict[str, Any], source: str) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{field}'{_suggest(e['loc'])}")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: field '{field}' is required; {_MISSING_FIX.get(field, '')}")
+        else:
+            got = e.get("input")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: field '{field}': {msg} (got {got!r})")
+    return "\n".join(lines)
+
+
+_MISSING_FIX = {
+    "composition": "add e.g. 'composition: TiO2'",
+    "workdir": "add e.g. 'workdir: runs/tio2'",
+    "oracle": "add e.g. 'oracle: {engine: tblite}'",
+    "oracle.engine": "use emt, tblite or ase:<module>:<Class>",
+}
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    allowed = ", ".join(model.model_fields)
+    return f" (did you mean '{close[0]}'?)" if close else f"; allowed keys: {allowed}"
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def resolve(config: Config) -> Config:
+    """Fill inferred settings and check cross-field consistency.
+
+    Relative paths are taken relative to the current directory and made absolute.
+    """
+    elements = config.elements
+    if config.oracle.engine == "emt":
+        unsupported = sorted(set(elements) - EMT_ELEMENTS)
+        if unsupported:
+            raise ConfigError(
+                f"field 'oracle.engine': emt cannot label {', '.join(unsupported)} "
+                f"(EMT knows {', '.join(sorted(EMT_ELEMENTS))}); use 'engine: tblite'"
+            )
+    for i, file in enumerate(config.seeds.files):
+        if not file.is_file():
+            raise ConfigError(
+                f"field 'seeds.files.{i}': file '{file}' not found "
+                "(relative paths are relative to the current directory)"
+            )
+    inner, outer = default_zbl_range(elements)
+    trainer = config.trainer.model_copy(
+        update={
+            "cutoff": config.trainer.cutoff or default_cutoff(elements),
+            "zbl_inner": config.trainer.zbl_inner or inner,
+            "zbl_outer": config.trainer.zbl_outer or outer,
+        }
+    )
+    if trainer.zbl_inner >= trainer.zbl_outer:
+        raise ConfigError(
+            f"field 'trainer.zbl_inner': {trainer.zbl_inner} must be smaller than "
+            f"trainer.zbl_outer ({trainer.zbl_outer})"
+        )
+    exploration = config.exploration
+    if exploration.gamma_collect >= exploration.gamma_halt:
+        raise ConfigError(
+            f"field 'exploration.gamma_collect': {exploration.gamma_collect} must be smaller "
+            f"than exploration.gamma_halt ({exploration.gamma_halt})"
+        )
+    oracle = config.oracle
+    if oracle.engine == "tblite" and oracle.method is None:
+        oracle = oracle.model_copy(update={"method": "GFN1-xTB"})
+    return config.model_copy(
+        update={
+            "workdir": config.workdir.resolve(),
+            "seeds": config.seeds.model_copy(
+                update={"files": [f.resolve() for f in config.seeds.files]}
+            ),
+            "oracle": oracle,
+            "trainer": trainer,
+        }
+    )
+
+
+def _pair_lengths(elements: list[str]) -> list[float]:
+    radii = [covalent_radii[atomic_numbers[e]] for e in elements]
+    return [a + b for i, a in enumerate(radii) for b in radii[i:]]
+
+
+def default_cutoff(elements: list[str]) -> float:
+    """ACE cutoff in Angstrom: about two bond lengths of the longest bond, within 4.5-7."""
+    return round(min(7.0, max(4.5, 2.0 * max(_pair_lengths(elements)))), 2)
+
+
+def default_zbl_range(elements: list[str]) -> tuple[float, float]:
+    """ZBL switching range in Angstrom, well inside the shortest bond of the composition."""
+    shortest = min(_pair_lengths(elements))
+    return round(0.5 * shortest, 3), round(0.7 * shortest, 3)
+
+
+def dump_config(config: Config) -> str:
+    """YAML text of a config, every field written out (the resolved config)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+MutableFields = Literal["budget", "targets"]
+RESUMABLE_CHANGES: tuple[MutableFields, ...] = ("budget", "targets")
+
+
+def check_resumable(stored: Config, new: Config) -> None:
+    """Refuse to resume a workdir with a config that changes more than budget or targets."""
+    old = stored.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES))
+    cur = new.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES))
+    changed = _diff_keys(old, cur)
+    if changed:
+        raise ConfigError(
+            f"workdir '{new.workdir}' was started with different settings "
+            f"({', '.join(changed)} changed); only budget and targets may change on resume. "
+            "Use a new workdir, or restore those fields from config.resolved.yaml there."
+        )
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [d for k in keys for d in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]

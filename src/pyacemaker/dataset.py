@@ -1,0 +1,135 @@
+"""The labelled-structure store: an ase.db SQLite file with provenance per structure.
+
+Each row is one structure with a status: ``pending`` (selected, not yet labelled),
+``labelled`` (reference energy/forces/stress attached) or ``failed`` (the oracle gave up; the
+reason is kept). A structure hash deduplicates rows, and the same hash fixes the held-out split,
+so the split never changes as the dataset grows. Every write is one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+
+from pyacemaker.oracle.base import LabelResult
+
+PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
+
+
+def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
+    """SHA-1 of species, cell and wrapped fractional positions rounded to ``decimals``."""
+    scaled = np.round(atoms.get_scaled_positions(wrap=True), decimals) % 1.0
+    digest = hashlib.sha1()
+    for array in (atoms.numbers, np.round(np.asarray(atoms.cell), decimals), np.round(scaled, decimals)):
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return digest.hexdigest()
+
+
+def split_of(hash_: str, test_fraction: float) -> str:
+    """``test`` for a fixed pseudo-random share of hashes, else ``train``."""
+    return "test" if int(hash_[:8], 16) / 16**8 < test_fraction else "train"
+
+
+class Dataset:
+    """Structures with labels and provenance in ``path`` (SQLite, via ase.db)."""
+
+    def __init__(self, path: Path | str, test_fraction: float) -> None:
+        self.path = Path(path)
+        self.test_fraction = test_fraction
+        self._db = connect(str(self.path), type="db")
+
+    def add_pending(self, items: list[tuple[Atoms, dict[str, Any]]]) -> int:
+        """Add structures to be labelled, skipping known hashes; return how many were new.
+
+        ``items`` are (atoms, provenance) pairs; provenance keys such as ``iteration`` and
+        ``generator`` become searchable columns. All rows go in one transaction.
+        """
+        known = self.hashes()
+        added = 0
+        with self._db as db:
+            for atoms, provenance in items:
+                h = structure_hash(atoms)
+                if h in known:
+                    continue
+                known.add(h)
+                clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+                db.write(clean, hash=h, status=PENDING, split=split_of(h, self.test_fraction),
+                         **_columns(provenance))
+                added += 1
+        return added
+
+    def pending(self) -> list[tuple[int, Atoms]]:
+        """Row ids and structures still waiting for a label, in insertion order."""
+        return [(row.id, row.toatoms()) for row in self._db.select(status=PENDING)]
+
+    def store_label(self, row_id: int, result: LabelResult) -> None:
+        """Attach an oracle result to a pending row (one transaction)."""
+        atoms = self._db.get(id=row_id).toatoms()
+        data = {"oracle": result.settings, "seconds": result.seconds}
+        if result.ok:
+            atoms.calc = SinglePointCalculator(
+                atoms, energy=result.energy, forces=np.asarray(result.forces),
+                stress=None if result.stress is None else np.asarray(result.stress),
+            )
+            status = LABELLED
+        else:
+            data["reason"] = result.reason
+            status = FAILED
+        with self._db as db:
+            db.update(row_id, atoms=atoms, data=data, status=status)
+
+    def labelled(self, split: str | None = None) -> list[Atoms]:
+        """Labelled structures (with a single-point calculator), optionally of one split."""
+        query = {"status": LABELLED} | ({"split": split} if split else {})
+        out = []
+        for row in self._db.select(**query):
+            atoms = row.toatoms(add_additional_information=True)
+            atoms.info = {"hash": row.hash, "generator": row.get("generator", ""),
+                          "iteration": row.get("iteration", -1)}
+            out.append(atoms)
+        return out
+
+    def hashes(self, status: str | None = None) -> set[str]:
+        """Hashes of all rows (or of rows with ``status``)."""
+        query = {"status": status} if status else {}
+        return {row.hash for row in self._db.select(**query)}
+
+    def counts(self) -> Counter:
+        """Number of rows per status."""
+        return Counter(row.status for row in self._db.select())
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Failed rows with their reasons (the quarantine)."""
+        return [{"id": r.id, "hash": r.hash, "reason": r.data.get("reason", "")}
+                for r in self._db.select(status=FAILED)]
+
+
+def to_pacemaker_dataframe(structures: list[Atoms]) -> pd.DataFrame:
+    """pacemaker's DataFrame: ``ase_atoms``, ``energy`` (eV), ``forces`` (eV/Angstrom, (n, 3)),
+    ``NUMBER_OF_ATOMS``; structures must carry a single-point calculator."""
+    return pd.DataFrame({
+        "name": [a.info.get("hash", str(i)) for i, a in enumerate(structures)],
+        "ase_atoms": [_bare(a) for a in structures],
+        "energy": [a.get_potential_energy() for a in structures],
+        "forces": [a.get_forces() for a in structures],
+        "NUMBER_OF_ATOMS": [len(a) for a in structures],
+    })
+
+
+def _bare(atoms: Atoms) -> Atoms:
+    return Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+
+
+def _columns(provenance: dict[str, Any]) -> dict[str, Any]:
+    """ase.db columns accept str/int/float/bool only; other values are stored as JSON text."""
+    return {k: v if isinstance(v, str | int | float | bool) else json.dumps(v)
+            for k, v in provenance.items()}

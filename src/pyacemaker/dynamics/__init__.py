@@ -1,0 +1,1 @@
+"""Molecular dynamics and the LAMMPS runtime."""

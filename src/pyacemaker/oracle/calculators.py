@@ -1,0 +1,79 @@
+"""Oracles backed by ASE calculators: EMT, tblite (GFN1/GFN2-xTB), any class by import path."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+
+from pyacemaker.config import OracleConfig
+from pyacemaker.errors import ConfigError
+from pyacemaker.oracle.base import LabelResult
+
+
+def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:
+    """A function that builds a fresh calculator for ``settings``.
+
+    Raises
+    ------
+    ConfigError
+        When the engine's module or class cannot be imported.
+    """
+    params = dict(settings.parameters)
+    if settings.engine == "emt":
+        from ase.calculators.emt import EMT
+
+        return lambda: EMT(**params)
+    if settings.engine == "tblite":
+        try:
+            from tblite.ase import TBLite
+        except ImportError as err:
+            raise ConfigError(
+                "field 'oracle.engine': tblite is not installed; `pip install tblite`"
+            ) from err
+        params.setdefault("verbosity", 0)
+        return lambda: TBLite(method=settings.method, **params)
+    _, module_name, class_name = settings.engine.split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            f"field 'oracle.engine': cannot import {class_name} from {module_name} ({err}); "
+            "check the spelling and that the module is installed in this environment"
+        ) from err
+    return lambda: cls(**params)
+
+
+class CalculatorOracle:
+    """Labels structures with an ASE calculator; a calculator exception becomes a failed label."""
+
+    def __init__(self, settings: OracleConfig) -> None:
+        self.settings: dict[str, Any] = settings.model_dump(mode="json", exclude={"workers"})
+        self._make = calculator_factory(settings)
+
+    def label(self, atoms: Atoms) -> LabelResult:
+        """Energy (eV), forces (eV/Angstrom) and, when available, stress (eV/Angstrom^3)."""
+        atoms = atoms.copy()
+        atoms.calc = self._make()
+        start = time.perf_counter()
+        try:
+            energy = float(atoms.get_potential_energy())
+            forces = atoms.get_forces()
+            try:
+                stress = atoms.get_stress(voigt=True).tolist()
+            except PropertyNotImplementedError:
+                stress = None
+        except Exception as err:  # noqa: BLE001 - any engine failure is data, not a crash
+            return LabelResult(ok=False, reason=f"{type(err).__name__}: {err}",
+                               seconds=time.perf_counter() - start, settings=self.settings)
+        seconds = time.perf_counter() - start
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+            return LabelResult(ok=False, reason="non-finite energy or forces", seconds=seconds,
+                               settings=self.settings)
+        return LabelResult(ok=True, energy=energy, forces=forces.tolist(), stress=stress,
+                           seconds=seconds, settings=self.settings)

@@ -1,0 +1,55 @@
+"""Label many structures in parallel local worker processes, storing each result at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from ase import Atoms
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from pyacemaker.config import OracleConfig
+from pyacemaker.oracle.base import LabelResult
+
+_oracle = None
+
+
+def _start_worker(settings: OracleConfig) -> None:
+    """Worker initialiser: one engine thread per process, one oracle per process."""
+    global _oracle
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from pyacemaker.oracle.calculators import CalculatorOracle
+
+    _oracle = CalculatorOracle(settings)
+
+
+def _label(row_id: int, atoms: Atoms) -> tuple[int, LabelResult]:
+    return row_id, _oracle.label(atoms)
+
+
+def label_all(
+    settings: OracleConfig,
+    items: list[tuple[int, Atoms]],
+    on_result: Callable[[int, LabelResult], None],
+    show_progress: bool = True,
+) -> None:
+    """Label ``items`` (row id, atoms) with ``settings.workers`` processes.
+
+    ``on_result(row_id, result)`` runs in this process as each label arrives, so a killed
+    run loses at most the calculations in flight.
+    """
+    if not items:
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = min(settings.workers, len(items))
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), disable=not show_progress)
+    with progress, ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                       initargs=(settings,)) as pool:
+        task = progress.add_task(f"labelling ({settings.engine})", total=len(items))
+        futures = [pool.submit(_label, row_id, atoms) for row_id, atoms in items]
+        for future in as_completed(futures):
+            on_result(*future.result())
+            progress.advance(task)

@@ -1,0 +1,266 @@
+"""Starting structures: user files, or prototypes matched to the composition plus random
+symmetric crystals (pyxtal); periodic 3D cells repeated to ``min_cell_width`` (Angstrom)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from math import ceil, gcd, sqrt
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import spglib
+from ase import Atoms
+from ase.build import bulk, niggli_reduce
+from ase.data import atomic_numbers, covalent_radii, reference_states
+from ase.neighborlist import neighbor_list
+from ase.spacegroup import crystal
+
+from pyacemaker.config import SeedsConfig
+from pyacemaker.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+MIN_DISTANCE_FACTOR = 0.5  # atoms closer than this times the sum of covalent radii are rejected
+MIN_RANDOM_ATOMS = 4  # formula units of random crystals: smallest count reaching this
+MAX_RANDOM_ATTEMPTS = 30  # space groups tried before giving up on random crystals
+
+
+def _radius(symbol: str) -> float:
+    """Covalent radius in Angstrom."""
+    return float(covalent_radii[atomic_numbers[symbol]])
+
+
+def _clean(atoms: Atoms) -> Atoms:
+    """Fresh periodic copy with symbols, positions and cell only (no info, calc, constraints)."""
+    return Atoms(atoms.get_chemical_symbols(), positions=atoms.positions.copy(),
+                 cell=atoms.cell.array.copy(), pbc=True)
+
+
+def cell_widths(atoms: Atoms) -> np.ndarray:
+    """Perpendicular widths ``V / |a_j x a_k|`` of the cell, Angstrom."""
+    cell = atoms.cell.array
+    volume = abs(np.linalg.det(cell))
+    return np.array([volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)])
+
+
+def supercell_for_width(atoms: Atoms, min_width: float, max_atoms: int) -> Atoms:
+    """Repeat ``atoms`` until every cell width is >= ``min_width`` (Angstrom).
+
+    If the full repetition would exceed ``max_atoms``, the narrowest direction that still
+    fits is repeated one step at a time. The input is not modified.
+    """
+    widths = cell_widths(atoms)
+    full = np.maximum(1, np.ceil(min_width / widths - 1e-9)).astype(int)
+    if len(atoms) * int(np.prod(full)) <= max_atoms:
+        return atoms.repeat(tuple(int(n) for n in full))
+    reps = np.ones(3, dtype=int)
+    while True:
+        grown = [i for i in np.argsort(reps * widths, kind="stable")
+                 if reps[i] * widths[i] < min_width
+                 and len(atoms) * np.prod(reps) // reps[i] * (reps[i] + 1) <= max_atoms]
+        if not grown:
+            break
+        reps[grown[0]] += 1
+    return atoms.repeat(tuple(int(n) for n in reps))
+
+
+def _primitive(atoms: Atoms) -> Atoms | None:
+    """Niggli-reduced primitive cell (spglib), or None if ``atoms`` is already primitive."""
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    with warnings.catch_warnings():  # spglib 2.x deprecation notice about error handling
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            found = spglib.standardize_cell(cell, True, no_idealize=True, symprec=1e-3)
+        except Exception:  # newer spglib error handling raises instead of returning None
+            found = None
+    if found is None or len(found[2]) == len(atoms):
+        return None
+    prim = Atoms(numbers=found[2], scaled_positions=found[1], cell=found[0], pbc=True)
+    niggli_reduce(prim)
+    return prim
+
+
+def _fit(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool) -> Atoms:
+    """Supercell reaching ``min_cell_width``; the primitive cell is used if that does better."""
+    width, limit = settings.min_cell_width, settings.max_atoms
+    best = supercell_for_width(atoms, width, limit)
+    prim = _primitive(atoms) if allow_primitive and cell_widths(best).min() < width else None
+    if prim is not None:
+        other = supercell_for_width(prim, width, limit)
+        best = other if cell_widths(other).min() > cell_widths(best).min() else best
+    if cell_widths(best).min() < width:
+        logger.warning("seed %s: cell widths %s A stay below %.1f A within max_atoms=%d",
+                       origin, np.round(cell_widths(best), 2), width, limit)
+    return best
+
+
+def _too_close(atoms: Atoms) -> str | None:
+    """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
+    radii = np.array([_radius(s) for s in atoms.get_chemical_symbols()])
+    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
+    bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
+    if bad.size == 0:
+        return None
+    k = bad[0]
+    sym = atoms.get_chemical_symbols()
+    return f"atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.2f} A apart"
+
+
+def _scale_to_radii(atoms: Atoms) -> Atoms:
+    """Scale the cell so the shortest unlike-element distance equals the sum of radii."""
+    sym = np.array(atoms.get_chemical_symbols())
+    radii = np.array([_radius(s) for s in sym])
+    i, j, d = neighbor_list("ijd", atoms, float(atoms.cell.lengths().sum()))
+    unlike = sym[i] != sym[j]
+    ratio = np.min(d[unlike] / (radii[i] + radii[j])[unlike])
+    atoms.set_cell(atoms.cell.array / ratio, scale_atoms=True)
+    return atoms
+
+
+def _bulk(name: str, structure: str, a: float = 4.0, **kwargs: float) -> Atoms:
+    """``ase.build.bulk``, conventional cubic cell when that exists."""
+    try:
+        return bulk(name, structure, a=a, cubic=True, **kwargs)
+    except (ValueError, RuntimeError):
+        return bulk(name, structure, a=a, **kwargs)
+
+
+def _element(symbol: str) -> tuple[str, Atoms]:
+    """ASE's reference crystal of an element, or fcc from the covalent radius."""
+    state = reference_states[atomic_numbers[symbol]] or {}
+    try:
+        return f"prototype:{state['symmetry']}", _bulk(symbol, None, a=None)
+    except (ValueError, KeyError, TypeError, RuntimeError):
+        a = 2.0 * _radius(symbol) * sqrt(2.0)  # fcc nearest neighbour a / sqrt(2) = 2 r_cov
+        return "prototype:fcc", bulk(symbol, "fcc", a=a, cubic=True)
+
+
+def _compound(el: list[str], counts: tuple[int, ...]) -> dict[str, Atoms]:
+    """Unscaled prototypes for reduced ``counts`` (ascending) of elements ``el`` (same order)."""
+    if counts == (1, 1):
+        ab = el[0] + el[1]
+        return {"rocksalt": _bulk(ab, "rocksalt"), "zincblende": _bulk(ab, "zincblende"),
+                "wurtzite": bulk(ab, "wurtzite", a=3.0, covera=sqrt(8.0 / 3.0)),
+                "cesiumchloride": _bulk(ab, "cesiumchloride")}
+    if counts == (1, 2):  # the count-1 element is the cation
+        return {"rutile": crystal(el, basis=[(0, 0, 0), (0.305, 0.305, 0)], spacegroup=136,
+                                  cellpar=[4.59, 4.59, 2.96, 90, 90, 90]),
+                "fluorite": _bulk(el[0] + 2 * el[1], "fluorite", a=5.4)}
+    if counts == (1, 1, 3):  # A site (12-fold) takes the larger of the two count-1 elements
+        b, a = sorted(el[:2], key=_radius)
+        return {"perovskite": crystal([b, a, el[2]], spacegroup=221,
+                                      basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0, 0)],
+                                      cellpar=[3.9, 3.9, 3.9, 90, 90, 90])}
+    if counts == (2, 3):
+        return {"corundum": crystal(el, basis=[(0, 0, 0.352), (0.306, 0, 0.25)], spacegroup=167,
+                                    cellpar=[4.76, 4.76, 12.99, 90, 90, 120])}
+    return {}
+
+
+def _formula(composition: dict[str, int]) -> str:
+    return "".join(f"{el}{n if n > 1 else ''}" for el, n in composition.items())
+
+
+def _prototypes(composition: dict[str, int]) -> list[tuple[str, Atoms]]:
+    """Prototype crystals matched by reduced stoichiometry (empty list if none match)."""
+    if len(composition) == 1:
+        return [_element(next(iter(composition)))]
+    order = sorted(composition, key=lambda el: composition[el])  # stable: formula order on ties
+    built = _compound(order, tuple(composition[el] for el in order))
+    return [(f"prototype:{name}", _scale_to_radii(atoms)) for name, atoms in built.items()]
+
+
+def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
+    """Up to ``n`` random symmetric crystals in distinct space groups, reproducible from seed."""
+    from pyxtal import pyxtal  # slow import, only needed here
+
+    rng = np.random.default_rng(seed)
+    species = list(composition)
+    units = ceil(MIN_RANDOM_ATOMS / sum(composition.values()))
+    num_ions = [composition[el] * units for el in species]
+    found: list[tuple[str, Atoms]] = []
+    for group in rng.permutation(np.arange(1, 231))[:MAX_RANDOM_ATTEMPTS]:
+        if len(found) == n:
+            break
+        xtal = pyxtal()
+        try:
+            xtal.from_random(3, int(group), species, num_ions, max_count=5,
+                             random_state=int(rng.integers(2**31)))
+            atoms = _clean(xtal.to_ase())
+        except Exception as err:  # pyxtal raises many types for incompatible groups
+            logger.debug("pyxtal space group %d failed: %s", group, err)
+            continue
+        problem = _too_close(atoms)
+        if problem:
+            logger.warning("dropped random crystal in space group %d: %s", group, problem)
+        else:
+            found.append((f"random:{xtal.group.symbol}", atoms))
+    if len(found) < n:
+        logger.warning("only %d of %d random crystals could be built", len(found), n)
+    return found
+
+
+def _read_file(index: int, path: Path, composition: dict[str, int]) -> list[tuple[str, Atoms]]:
+    """Every structure of one user file, validated; ConfigError names ``seeds.files.<i>``."""
+    field = f"seeds.files.{index}"
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception as err:
+        raise ConfigError(f"{field}: cannot read '{path}' ({type(err).__name__}: {err}); check "
+                          "that the file exists and its format: cif, POSCAR/CONTCAR or extxyz"
+                          ) from err
+    if not frames:
+        raise ConfigError(f"{field}: '{path}' holds no structure; give a cif, POSCAR or extxyz")
+    seeds = []
+    for k, atoms in enumerate(frames):
+        where = f"{field}: '{path}'" + (f" structure {k}" if len(frames) > 1 else "")
+        extra = sorted(set(atoms.get_chemical_symbols()) - set(composition))
+        if extra:
+            raise ConfigError(f"{where} contains element {extra[0]} not in the composition "
+                              f"{_formula(composition)}; fix the file or the composition")
+        if atoms.cell.rank < 3 or not all(atoms.pbc):
+            raise ConfigError(f"{where} has no periodic 3D cell; a periodic 3D cell is needed "
+                              "(give lattice vectors, e.g. a POSCAR or extxyz with Lattice)")
+        problem = _too_close(_clean(atoms))
+        if problem:
+            raise ConfigError(f"{where}: {problem}, closer than half the sum of covalent radii")
+        seeds.append((f"file:{path.name}" + (f"@{k}" if len(frames) > 1 else ""), _clean(atoms)))
+    return seeds
+
+
+def seed_structures(composition: dict[str, int], settings: SeedsConfig,
+                    seed: int) -> list[tuple[str, Atoms]]:
+    """Starting structures as ``(origin, atoms)`` pairs, deterministic for a given ``seed``.
+
+    ``composition`` holds element counts, e.g. ``{"Ti": 1, "O": 2}``; ``settings`` is the
+    ``seeds`` section (min_cell_width in Angstrom). Origins look like ``"prototype:rutile"``,
+    ``"random:P42/mnm"`` or ``"file:POSCAR"``; the atoms are fresh periodic cells repeated to
+    ``min_cell_width`` within ``max_atoms``.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable or invalid user file, or no structure could be made for the composition.
+    """
+    divisor = gcd(*composition.values())
+    composition = {el: n // divisor for el, n in composition.items()}
+    if settings.files:
+        files = enumerate(settings.files)
+        seeds = [s for i, path in files for s in _read_file(i, Path(path), composition)]
+    else:
+        seeds = []
+        for origin, atoms in _prototypes(composition):
+            problem = _too_close(atoms)
+            if problem:
+                logger.warning("dropped %s: %s", origin, problem)
+            else:
+                seeds.append((origin, _clean(atoms)))
+        seeds += _random_crystals(composition, settings.n_random, seed)
+    if not seeds:
+        raise ConfigError(f"no seed structure could be built for {_formula(composition)}; "
+                          "give structure files under seeds.files")
+    return [(origin, _fit(origin, atoms, settings, not origin.startswith("file:")))
+            for origin, atoms in seeds]

@@ -1,0 +1,180 @@
+"""Linear ACE fit (pyace) on reference minus ZBL baseline, then the linear active set.
+
+Targets: per-atom energy ``(E_ref - E_zbl - sum_i mu_{Z_i}) / N`` and forces
+``F_ref - F_zbl``; the per-element reference energies ``mu`` come from a least-squares fit of
+energies to composition, so the ACE part learns only the interaction energy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from pydantic import BaseModel, Field
+
+from pyacemaker.config import TrainerConfig
+from pyacemaker.dataset import to_pacemaker_dataframe
+from pyacemaker.errors import CalculationFailed
+from pyacemaker.training.baseline import ZBLCalculator
+from pyacemaker.training.potential import Potential
+
+log = logging.getLogger(__name__)
+
+MIN_FUNCTIONS = 8
+ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
+
+
+class FitResult(BaseModel):
+    """Outcome of one fit: errors in meV/atom and eV/Angstrom, on train and held-out data."""
+
+    n_train: int
+    n_test: int
+    functions_per_element: int
+    seconds: float = Field(description="wall time of the fit, s")
+    train_energy_rmse: float = Field(description="meV/atom")
+    train_force_rmse: float = Field(description="eV/Angstrom")
+    test_energy_rmse: float | None = Field(None, description="meV/atom")
+    test_force_rmse: float | None = Field(None, description="eV/Angstrom")
+
+
+def infer_functions_per_element(structures: list[Atoms], elements: list[str], cap: int) -> int:
+    """Basis size the data can determine: the active set needs at least as many atoms of each
+    element as functions, and the fit a few force rows per coefficient."""
+    per_element = Counter(s for a in structures for s in a.get_chemical_symbols())
+    rarest = min(per_element.get(e, 0) for e in elements)
+    rows = sum(3 * len(a) + 1 for a in structures)
+    n = min(rarest, rows // (ROWS_PER_FUNCTION * len(elements)), cap)
+    if n < MIN_FUNCTIONS:
+        raise CalculationFailed(
+            f"too little data to fit: {rarest} atoms of the rarest element; "
+            f"at least {MIN_FUNCTIONS} are needed (label more structures first)"
+        )
+    return n
+
+
+def basis_config(elements: list[str], cutoff: float, functions_per_element: int):
+    """pyace BBasisConfiguration of a linear ACE (one density, linear embedding)."""
+    from pyace import create_multispecies_basis_config
+
+    return create_multispecies_basis_config({
+        "deltaSplineBins": 0.001,
+        "elements": elements,
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1],
+                               "ndensity": 1}},
+        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": cutoff,
+                          "dcut": 0.01}},
+        "functions": {"number_of_functions_per_element": functions_per_element,
+                      "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2],
+                              "lmax_by_orders": [0, 4, 3, 2, 1]}},
+    })
+
+
+def reference_energies(structures: list[Atoms], energies: np.ndarray, elements: list[str]) -> dict[str, float]:
+    """Per-element energies (eV/atom) by least squares of total energies on composition."""
+    counts = np.array([[a.get_chemical_symbols().count(e) for e in elements] for a in structures],
+                      dtype=float)
+    mu, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return {e: float(m) for e, m in zip(elements, mu, strict=True)}
+
+
+def baseline_terms(structures: list[Atoms], baseline: ZBLCalculator) -> tuple[np.ndarray, list]:
+    """ZBL energies (eV, shape (n,)) and forces (eV/Angstrom, (n_atoms, 3) each)."""
+    energies, forces = [], []
+    for atoms in structures:
+        bare = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        bare.calc = baseline
+        energies.append(bare.get_potential_energy())
+        forces.append(bare.get_forces())
+    return np.array(energies), forces
+
+
+def delta_dataframe(structures: list[Atoms], baseline: ZBLCalculator,
+                    references: dict[str, float] | None = None,
+                    ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """pacemaker DataFrame whose energy/forces are reference minus baseline minus per-element
+    references (fitted here when not given), and the references used."""
+    df = to_pacemaker_dataframe(structures)
+    base_e, base_f = baseline_terms(structures, baseline)
+    delta_e = df["energy"].to_numpy() - base_e
+    if references is None:
+        references = reference_energies(structures, delta_e, sorted(baseline.elements))
+    offsets = np.array([sum(references[s] for s in a.get_chemical_symbols()) for a in structures])
+    df["energy_corrected"] = delta_e - offsets
+    df["forces"] = [np.asarray(f) - b for f, b in zip(df["forces"], base_f, strict=True)]
+    return df, references
+
+
+def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
+                   settings: TrainerConfig, out_dir: Path) -> tuple[Potential, FitResult]:
+    """Fit ``train``, score on ``test``, write .yaml/.yace/.asi/potential.json to ``out_dir``.
+
+    The folder appears atomically (written beside it, then renamed), so a killed fit leaves
+    nothing half-written.
+    """
+    from pyace.linearacefit import LinearACEDataset, LinearACEFit
+    from sklearn.linear_model import Ridge
+
+    start = time.perf_counter()
+    n_funcs = settings.functions_per_element or infer_functions_per_element(
+        train, elements, settings.max_functions_per_element)
+    baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
+    train_df, references = delta_dataframe(train, baseline)
+    bconf = basis_config(elements, settings.cutoff, n_funcs)
+    train_ds = LinearACEDataset(bconf, train_df)
+    train_ds.construct_design_matrix(max_workers=settings.workers)
+    fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
+                       train_dataset=train_ds)
+    fit.fit()
+    train_err = fit.compute_errors(train_ds)
+    test_err = None
+    if test:
+        test_ds = LinearACEDataset(bconf, delta_dataframe(test, baseline, references)[0])
+        test_ds.construct_design_matrix(max_workers=settings.workers)
+        test_err = fit.compute_errors(test_ds)
+
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
+                          reference_energies=references, functions_per_element=n_funcs)
+    write_potential_files(fit.get_bbasis(), potential, train)
+    os.replace(staging, out_dir)
+    potential = potential.model_copy(update={"folder": out_dir})
+    potential.save()
+    result = FitResult(
+        n_train=len(train), n_test=len(test), functions_per_element=n_funcs,
+        seconds=time.perf_counter() - start,
+        train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
+        test_energy_rmse=None if test_err is None else 1000 * test_err["epa_rmse"],
+        test_force_rmse=None if test_err is None else test_err["f_comp_rmse"],
+    )
+    return potential, result
+
+
+def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> None:
+    """Write the B-basis .yaml, the C-tilde .yace and the linear active set .asi."""
+    from pyace.activelearning import (
+        compute_A_active_inverse,
+        compute_active_set,
+        compute_B_projections,
+        save_active_inverse_set,
+    )
+
+    bconf = basis.to_BBasisConfiguration()
+    bconf.metadata["pyacemaker_reference_energies"] = str(potential.reference_energies)
+    bconf.save(str(potential.yaml))
+    basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
+    bare = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in train]
+    projections = compute_B_projections(bconf, bare)[0]
+    active_set = compute_active_set(projections, tol=1.001, max_iters=300)
+    save_active_inverse_set(str(potential.asi), compute_A_active_inverse(active_set),
+                            elements_name=basis.elements_name)
+    potential.save()

@@ -1,0 +1,87 @@
+"""A fitted potential on disk (ACE .yaml/.yace, active set .asi, ZBL and reference energies)
+and its ASE calculator: ACE + ZBL + per-element reference energies, with per-atom gamma."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from pydantic import BaseModel, Field
+
+from pyacemaker.training.baseline import ZBLCalculator
+
+META_FILE = "potential.json"
+
+
+class Potential(BaseModel):
+    """Files and settings of one fitted ``ACE + ZBL`` potential (paths inside ``folder``)."""
+
+    folder: Path
+    elements: list[str] = Field(description="element symbols, LAMMPS type order")
+    cutoff: float = Field(description="ACE cutoff, Angstrom")
+    zbl_inner: float = Field(description="Angstrom")
+    zbl_outer: float = Field(description="Angstrom")
+    reference_energies: dict[str, float] = Field(description="eV per atom of each element")
+    functions_per_element: int
+
+    @property
+    def yaml(self) -> Path:
+        return self.folder / "potential.yaml"
+
+    @property
+    def yace(self) -> Path:
+        return self.folder / "potential.yace"
+
+    @property
+    def asi(self) -> Path:
+        return self.folder / "potential.asi"
+
+    def save(self) -> None:
+        (self.folder / META_FILE).write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, folder: Path | str) -> Potential:
+        folder = Path(folder)
+        data = json.loads((folder / META_FILE).read_text())
+        data["folder"] = folder
+        return cls.model_validate(data)
+
+    def calculator(self, with_gamma: bool = True) -> AceZblCalculator:
+        """ASE calculator of the full model; ``with_gamma`` loads the active set."""
+        return AceZblCalculator(self, with_gamma)
+
+
+class AceZblCalculator(Calculator):
+    """Energy (eV), forces (eV/Angstrom), stress (eV/Angstrom^3) of ACE + ZBL + references.
+
+    ``results['gamma']`` holds the per-atom extrapolation grade, shape ``(n_atoms,)``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "gamma"]
+
+    def __init__(self, potential: Potential, with_gamma: bool = True) -> None:
+        super().__init__()
+        from pyace import PyACECalculator
+
+        self.potential = potential
+        self.ace = PyACECalculator(str(potential.yaml))
+        if with_gamma:
+            self.ace.set_active_set(str(potential.asi))
+        self.zbl = ZBLCalculator(potential.elements, potential.zbl_inner, potential.zbl_outer)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        parts = [self.ace, self.zbl]
+        for calc in parts:
+            calc.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
+        offset = sum(self.potential.reference_energies[s] for s in self.atoms.get_chemical_symbols())
+        energy = sum(c.results["energy"] for c in parts) + offset
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": sum(c.results["forces"] for c in parts),
+            "stress": sum(c.results["stress"] for c in parts),
+            "gamma": np.asarray(self.ace.results.get("gamma", np.zeros(len(self.atoms)))),
+        }
