@@ -173,7 +173,7 @@ def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> No
     bconf.save(str(potential.yaml))
     basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
     bare = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in train]
-    projections = compute_B_projections(bconf, bare)[0]
+    projections = compute_B_projections(bconf, bare)
     active_set = compute_active_set(projections, tol=1.001, max_iters=300)
     save_active_inverse_set(str(potential.asi), compute_A_active_inverse(active_set),
                             elements_name=basis.elements_name)
