@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from ase.data import atomic_numbers, covalent_radii
@@ -297,21 +297,24 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-MutableFields = Literal["budget", "targets"]
-RESUMABLE_CHANGES: tuple[MutableFields, ...] = ("budget", "targets")
-
-
 def check_resumable(stored: Config, new: Config) -> None:
-    """Refuse to resume a workdir with a config that changes more than budget or targets."""
-    old = stored.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES))
-    cur = new.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES))
+    """Refuse to resume a workdir with settings that change what the run computes; budget,
+    targets and worker counts may change."""
+    old, cur = (_fixed_settings(c) for c in (stored, new))
     changed = _diff_keys(old, cur)
     if changed:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
-            f"({', '.join(changed)} changed); only budget and targets may change on resume. "
-            "Use a new workdir, or restore those fields from config.resolved.yaml there."
+            f"({', '.join(changed)} changed); only budget, targets and workers may change on "
+            "resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
         )
+
+
+def _fixed_settings(config: Config) -> dict[str, Any]:
+    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir"})
+    data["oracle"].pop("workers")
+    data["trainer"].pop("workers")
+    return data
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -2,14 +2,15 @@
 
 Each row is one structure with a status: ``pending`` (selected, not yet labelled),
 ``labelled`` (reference energy/forces/stress attached) or ``failed`` (the oracle gave up; the
-reason is kept). A structure hash deduplicates rows, and the same hash fixes the held-out split,
-so the split never changes as the dataset grows. Every write is one SQLite transaction.
+reason is kept). A structure hash deduplicates rows and picks the held-out split, which is
+fixed when a row is written. Every write is one SQLite transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,18 @@ def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
     return digest.hexdigest()
 
 
-def split_of(hash_: str, test_fraction: float) -> str:
-    """``test`` for a fixed pseudo-random share of hashes, else ``train``."""
-    return "test" if int(hash_[:8], 16) / 16**8 < test_fraction else "train"
+def split_of(hash_: str, test_fraction: float, n_rows: int, n_test: int) -> str:
+    """Split of a new row, given ``n_rows`` existing rows of which ``n_test`` are held out.
+
+    The hash decides (a pseudo-random ``test_fraction`` share), but the held-out count is
+    kept between floor and ceil of ``test_fraction`` times the row count, so small datasets
+    still get a test set. Once written, a row's split never changes.
+    """
+    want = test_fraction * (n_rows + 1)
+    by_hash = int(hash_[:8], 16) / 16**8 < test_fraction
+    if n_test < math.floor(want) or (by_hash and n_test < math.ceil(want)):
+        return "test"
+    return "train"
 
 
 class Dataset:
@@ -54,6 +64,7 @@ class Dataset:
         ``generator`` become searchable columns. All rows go in one transaction.
         """
         known = self.hashes()
+        n_rows, n_test = len(known), self.count(split="test")
         added = 0
         with self._db as db:
             for atoms, provenance in items:
@@ -62,9 +73,9 @@ class Dataset:
                     continue
                 known.add(h)
                 clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-                db.write(clean, hash=h, status=PENDING, split=split_of(h, self.test_fraction),
-                         **_columns(provenance))
-                added += 1
+                split = split_of(h, self.test_fraction, n_rows, n_test)
+                db.write(clean, hash=h, status=PENDING, split=split, **_columns(provenance))
+                n_rows, n_test, added = n_rows + 1, n_test + (split == "test"), added + 1
         return added
 
     def pending(self) -> list[tuple[int, Atoms]]:
@@ -102,6 +113,10 @@ class Dataset:
         """Hashes of all rows (or of rows with ``status``)."""
         query = {"status": status} if status else {}
         return {row.hash for row in self._db.select(**query)}
+
+    def count(self, **query: Any) -> int:
+        """Number of rows matching ``query`` (e.g. ``iteration=2`` or ``status="labelled"``)."""
+        return self._db.count(**query)
 
     def counts(self) -> Counter:
         """Number of rows per status."""

@@ -109,13 +109,15 @@ def _too_close(atoms: Atoms) -> str | None:
     return f"atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.2f} A apart"
 
 
-def _scale_to_radii(atoms: Atoms) -> Atoms:
-    """Scale the cell so the shortest unlike-element distance equals the sum of radii."""
+def _scale_to_radii(atoms: Atoms, unlike_only: bool = True) -> Atoms:
+    """Scale the cell so the shortest distance, relative to the sum of covalent radii, equals
+    that sum; over unlike-element pairs (the bonds of a prototype) when ``unlike_only`` and
+    such pairs exist, else over all pairs."""
     sym = np.array(atoms.get_chemical_symbols())
     radii = np.array([_radius(s) for s in sym])
     i, j, d = neighbor_list("ijd", atoms, float(atoms.cell.lengths().sum()))
-    unlike = sym[i] != sym[j]
-    ratio = np.min(d[unlike] / (radii[i] + radii[j])[unlike])
+    pairs = sym[i] != sym[j] if unlike_only and len(set(sym)) > 1 else np.ones(len(d), bool)
+    ratio = np.min(d[pairs] / (radii[i] + radii[j])[pairs])
     atoms.set_cell(atoms.cell.array / ratio, scale_atoms=True)
     return atoms
 
@@ -189,7 +191,7 @@ def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tup
         try:
             xtal.from_random(3, int(group), species, num_ions, max_count=5,
                              random_state=int(rng.integers(2**31)))
-            atoms = _clean(xtal.to_ase())
+            atoms = _scale_to_radii(_clean(xtal.to_ase()), unlike_only=False)
         except Exception as err:  # pyxtal raises many types for incompatible groups
             logger.debug("pyxtal space group %d failed: %s", group, err)
             continue

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MIN_FUNCTIONS = 8
 ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
+FIT_FILE = "fit.json"
 
 
 class FitResult(BaseModel):
@@ -76,7 +77,8 @@ def basis_config(elements: list[str], cutoff: float, functions_per_element: int)
     })
 
 
-def reference_energies(structures: list[Atoms], energies: np.ndarray, elements: list[str]) -> dict[str, float]:
+def reference_energies(structures: list[Atoms], energies: np.ndarray,
+                       elements: list[str]) -> dict[str, float]:
     """Per-element energies (eV/atom) by least squares of total energies on composition."""
     counts = np.array([[a.get_chemical_symbols().count(e) for e in elements] for a in structures],
                       dtype=float)
@@ -116,7 +118,7 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     """Fit ``train``, score on ``test``, write .yaml/.yace/.asi/potential.json to ``out_dir``.
 
     The folder appears atomically (written beside it, then renamed), so a killed fit leaves
-    nothing half-written.
+    nothing half-written; ``fit.json`` in it holds the FitResult.
     """
     from pyace.linearacefit import LinearACEDataset, LinearACEFit
     from sklearn.linear_model import Ridge
@@ -139,16 +141,6 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
         test_ds.construct_design_matrix(max_workers=settings.workers)
         test_err = fit.compute_errors(test_ds)
 
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
-                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
-                          reference_energies=references, functions_per_element=n_funcs)
-    write_potential_files(fit.get_bbasis(), potential, train)
-    os.replace(staging, out_dir)
-    potential = potential.model_copy(update={"folder": out_dir})
-    potential.save()
     result = FitResult(
         n_train=len(train), n_test=len(test), functions_per_element=n_funcs,
         seconds=time.perf_counter() - start,
@@ -156,7 +148,24 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
         test_energy_rmse=None if test_err is None else 1000 * test_err["epa_rmse"],
         test_force_rmse=None if test_err is None else test_err["f_comp_rmse"],
     )
-    return potential, result
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
+                          reference_energies=references, functions_per_element=n_funcs)
+    write_potential_files(fit.get_bbasis(), potential, train)
+    (staging / FIT_FILE).write_text(result.model_dump_json(indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)  # a rename cannot replace a non-empty folder
+    os.replace(staging, out_dir)
+    return Potential.load(out_dir), result
+
+
+def load_fit(out_dir: Path) -> tuple[Potential, FitResult] | None:
+    """A finished fit in ``out_dir``, or ``None`` if there is none."""
+    if not (out_dir / FIT_FILE).is_file():
+        return None
+    return Potential.load(out_dir), FitResult.model_validate_json((out_dir / FIT_FILE).read_text())
 
 
 def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> None:

@@ -39,7 +39,8 @@ class Potential(BaseModel):
         return self.folder / "potential.asi"
 
     def save(self) -> None:
-        (self.folder / META_FILE).write_text(self.model_dump_json(indent=2))
+        """Write ``potential.json`` (the folder itself is not stored: files travel together)."""
+        (self.folder / META_FILE).write_text(self.model_dump_json(indent=2, exclude={"folder"}))
 
     @classmethod
     def load(cls, folder: Path | str) -> Potential:

@@ -1,0 +1,125 @@
+"""Command line: ``pyacemaker init | run | status``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from pyacemaker.composition import parse_composition
+from pyacemaker.errors import PyacemakerError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Build machine-learning interatomic potentials (ACE) automatically.")
+console = Console()
+err_console = Console(stderr=True)
+
+CONFIG_TEMPLATE = """\
+# pyacemaker run configuration. Everything not written here is inferred and written to
+# <workdir>/config.resolved.yaml when the run starts; copy settings from there to change them.
+composition: {composition}          # chemical formula of the system
+workdir: {workdir}    # everything of this run goes here; `run` resumes from it
+oracle:
+  engine: {engine}                # emt | tblite | ase:<module>:<Class>
+budget:
+  max_iterations: 5             # active-learning iterations after the seed labels
+  max_labels: 200               # reference calculations allowed in total
+targets:                        # held-out accuracy that counts as converged
+  energy_rmse_mev_per_atom: 1.0
+  force_rmse_ev_per_angstrom: 0.05
+"""
+
+
+def _fail(err: Exception, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def init(
+    composition: str = typer.Argument(..., help="chemical formula, e.g. TiO2"),
+    output: Path = typer.Option(Path("config.yaml"), "--output", "-o", help="file to write"),
+    engine: str = typer.Option("tblite", help="reference method: emt, tblite, ase:<module>:<Class>"),
+    force: bool = typer.Option(False, help="overwrite an existing file"),
+) -> None:
+    """Write a commented minimal config for COMPOSITION."""
+    try:
+        parse_composition(composition)
+    except ValueError as err:
+        raise _fail(ValueError(f"composition: {err}")) from None
+    if output.exists() and not force:
+        raise _fail(FileExistsError(f"'{output}' exists; use --force to overwrite it"))
+    workdir = f"runs/{composition.lower()}"
+    output.write_text(CONFIG_TEMPLATE.format(composition=composition, workdir=workdir,
+                                             engine=engine))
+    console.print(f"wrote {output}; start with [bold]pyacemaker run {output}[/]")
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="config YAML file"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
+) -> None:
+    """Run the active-learning loop, or resume it from its workdir."""
+    from pyacemaker.config import load_config
+    from pyacemaker.orchestrator import Workflow
+
+    _setup_logging(verbose)
+    try:
+        settings = load_config(config)
+        console.print(f"[bold]pyacemaker[/] {settings.composition} -> {settings.workdir}")
+        state = Workflow(settings, console=console, show_progress=progress).run()
+    except PyacemakerError as err:
+        raise _fail(err) from None
+    console.print(f"[bold green]done:[/] {state.stop_reason}; potential in "
+                  f"{settings.workdir / 'potential'}")
+
+
+@app.command()
+def status(
+    workdir: Path = typer.Argument(..., help="the run's workdir"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Show the iterations of a run: labels, held-out RMSE, max gamma."""
+    from pyacemaker.state import STATE_FILE, WorkflowState
+    from pyacemaker.status import history_table, status_dict
+
+    if not (workdir / STATE_FILE).is_file():
+        raise _fail(FileNotFoundError(f"no run in '{workdir}' ({STATE_FILE} not found)"))
+    try:
+        state = WorkflowState.load(workdir)
+    except ValueError as err:
+        raise _fail(ValueError(f"{workdir / STATE_FILE} is unreadable: {err}")) from None
+    if as_json:
+        print(json.dumps(status_dict(state), indent=2))
+        return
+    targets = _stored_targets(workdir)
+    console.print(history_table(state, targets))
+
+
+def _stored_targets(workdir: Path):
+    """Targets from the workdir's resolved config, if it is readable."""
+    from pyacemaker.config import config_from_dict
+    from pyacemaker.orchestrator import RESOLVED_CONFIG
+
+    try:
+        import yaml
+
+        return config_from_dict(yaml.safe_load((workdir / RESOLVED_CONFIG).read_text())).targets
+    except (OSError, PyacemakerError, AttributeError):
+        return None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", force=True,
+                        handlers=[RichHandler(console=console, show_path=False)])
+    logging.getLogger("pyacemaker").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+if __name__ == "__main__":
+    app()

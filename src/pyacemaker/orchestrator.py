@@ -1,0 +1,256 @@
+"""The active-learning loop: explore -> select -> label -> train -> evaluate, resumable.
+
+Every phase is idempotent and the state is saved after each one, so a run killed at any moment
+resumes where it stopped: selected structures live in the dataset as ``pending`` rows, each
+label is stored the moment it arrives, and a fit becomes visible only when complete.
+
+Workdir layout::
+
+    config.resolved.yaml   every setting, inferred ones included
+    state.json             iteration, phase, per-iteration history, stop reason
+    dataset.db             structures, labels and provenance (ase.db / SQLite)
+    seeds.extxyz           the starting structures
+    iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
+    potential/             copy of the latest potential
+    run.log                the log of every session
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import yaml
+from ase import Atoms
+from rich.console import Console
+
+from pyacemaker.composition import parse_composition
+from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
+from pyacemaker.dataset import FAILED, LABELLED, Dataset
+from pyacemaker.oracle.pool import label_all
+from pyacemaker.state import IterationRecord, WorkflowState
+from pyacemaker.status import history_table
+from pyacemaker.structures.explore import AseExplorer, Explorer
+from pyacemaker.structures.seeds import seed_structures
+from pyacemaker.training.linear import fit_linear_ace, load_fit
+from pyacemaker.training.potential import Potential
+from pyacemaker.training.selection import select
+
+log = logging.getLogger(__name__)
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+SEEDS_FILE = "seeds.extxyz"
+
+
+class Workflow:
+    """One run in one workdir. ``run()`` starts it or resumes it."""
+
+    def __init__(self, config: Config, console: Console | None = None,
+                 show_progress: bool = True, explorer: Explorer | None = None) -> None:
+        self.config = config
+        self.workdir = config.workdir
+        self.console = console or Console()
+        self.show_progress = show_progress
+        self.explorer = explorer or AseExplorer(config.exploration, show_progress)
+        self.state = WorkflowState()
+        self.dataset: Dataset | None = None
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> WorkflowState:
+        """Run phases until the stop criterion; return the final state."""
+        self._prepare_workdir()
+        handler = logging.FileHandler(self.workdir / "run.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("pyacemaker").addHandler(handler)
+        try:
+            self.state = WorkflowState.load(self.workdir)
+            self.dataset = Dataset(self.workdir / "dataset.db", self.config.trainer.test_fraction)
+            if self.state.phase != "explore" or self.state.iteration:
+                log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
+            phases = {"explore": self.explore, "label": self.label, "train": self.train,
+                      "evaluate": self.evaluate}
+            while self.state.phase != "done":
+                phases[self.state.phase]()
+                self.state.save(self.workdir)
+            log.info("stopped: %s", self.state.stop_reason)
+            self.console.print(history_table(self.state, self.config.targets))
+            return self.state
+        finally:
+            logging.getLogger("pyacemaker").removeHandler(handler)
+            handler.close()
+
+    def _prepare_workdir(self) -> None:
+        """Create the workdir, or check that a resumed run keeps its settings; write the
+        resolved config."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        resolved = self.workdir / RESOLVED_CONFIG
+        if resolved.is_file():
+            stored = config_from_dict(yaml.safe_load(resolved.read_text()), source=str(resolved))
+            check_resumable(stored, self.config)
+        tmp = resolved.with_suffix(".yaml.tmp")
+        tmp.write_text(dump_config(self.config))
+        tmp.replace(resolved)
+
+    # ------------------------------------------------------------------ phases
+
+    def explore(self) -> None:
+        """Generate candidates and add the selected ones to the dataset as pending rows."""
+        i = self.state.iteration
+        if self.dataset.count(iteration=i):
+            log.info("iteration %d: selection already stored, skipping exploration", i)
+            self.state.phase = "label"
+            return
+        potential = None if i == 0 else self.potential_of(i - 1)
+        log.info("iteration %d: exploring%s", i, "" if potential else " (seed structures)")
+        result = self.explorer.explore(self.starts(), potential, i)
+        room = self.config.budget.max_labels - self.dataset.count()
+        atoms = [c.atoms for c in result.candidates]
+        if potential is None:
+            chosen = list(range(min(room, len(atoms))))
+        else:
+            n = min(room, self.config.exploration.labels_per_iteration)
+            chosen = select(potential, atoms, np.array([c.gamma for c in result.candidates]), n,
+                            self.config.exploration.gamma_collect,
+                            require_extrapolation=self.targets_met(i - 1))
+        record = self.state.record(i)
+        record.candidates = len(atoms)
+        record.md_runs, record.halts = result.md_runs, result.halts
+        record.max_gamma = result.max_gamma if potential else None
+        record.selected = len(chosen)
+        self.state.save(self.workdir)
+        log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted), "
+                 "%d selected", i, len(atoms), result.max_gamma, result.halts, result.md_runs,
+                 len(chosen))
+        if not chosen:
+            self.finish(i, self.stop_reason_without_selection(i, room))
+            return
+        self.dataset.add_pending([
+            (result.candidates[k].atoms,
+             {**result.candidates[k].provenance, "iteration": i,
+              "gamma": round(result.candidates[k].gamma, 4)})
+            for k in chosen
+        ])
+        self.state.phase = "label"
+
+    def label(self) -> None:
+        """Label every pending structure; each result is stored as it arrives."""
+        i = self.state.iteration
+        pending = self.dataset.pending()
+        log.info("iteration %d: labelling %d structures with %s", i, len(pending),
+                 self.config.oracle.engine)
+        record = self.state.record(i)
+        record.label_seconds += _timed(lambda: label_all(
+            self.config.oracle, pending, self.dataset.store_label, self.show_progress))
+        record.labels_total = self.dataset.count(status=LABELLED)
+        record.failed_total = self.dataset.count(status=FAILED)
+        if record.failed_total:
+            log.warning("%d structures failed to label so far (kept with their reasons)",
+                        record.failed_total)
+        self.state.phase = "train"
+
+    def train(self) -> None:
+        """Fit this iteration's potential (skipped if the fit already finished)."""
+        i = self.state.iteration
+        folder = self.potential_dir(i)
+        fitted = load_fit(folder)
+        if fitted is None:
+            train, test = self.dataset.labelled("train"), self.dataset.labelled("test")
+            log.info("iteration %d: fitting linear ACE on %d structures (%d held out)", i,
+                     len(train), len(test))
+            _, fit = fit_linear_ace(train, test, self.config.elements, self.config.trainer, folder)
+        else:
+            fit = fitted[1]
+        record = self.state.record(i)
+        record.n_train, record.n_test = fit.n_train, fit.n_test
+        record.functions_per_element = fit.functions_per_element
+        record.train_energy_rmse, record.train_force_rmse = fit.train_energy_rmse, fit.train_force_rmse
+        record.test_energy_rmse, record.test_force_rmse = fit.test_energy_rmse, fit.test_force_rmse
+        record.fit_seconds = fit.seconds
+        self.state.phase = "evaluate"
+
+    def evaluate(self) -> None:
+        """Publish the potential, show the history, decide whether to go on."""
+        i = self.state.iteration
+        _publish(self.potential_dir(i), self.workdir / "potential")
+        r = self.state.record(i)
+        log.info("iteration %d: held-out RMSE %s meV/atom, %s eV/A (%d train, %d test structures)",
+                 i, _num(r.test_energy_rmse, ".2f"), _num(r.test_force_rmse, ".4f"), r.n_train,
+                 r.n_test)
+        if i >= self.config.budget.max_iterations:
+            self.finish(i, f"iteration budget reached ({i} iterations); targets "
+                           f"{'met' if self.targets_met(i) else 'not met'}")
+        elif self.dataset.count() >= self.config.budget.max_labels:
+            self.finish(i, f"label budget reached ({self.config.budget.max_labels} structures); "
+                           f"targets {'met' if self.targets_met(i) else 'not met'}")
+        else:
+            self.state.iteration = i + 1
+            self.state.phase = "explore"
+
+    # ------------------------------------------------------------------ helpers
+
+    def finish(self, iteration: int, reason: str) -> None:
+        self.state.stop_reason = reason
+        self.state.phase = "done"
+        self.state.iteration = iteration
+
+    def stop_reason_without_selection(self, i: int, room: int) -> str:
+        if room <= 0:
+            return f"label budget reached ({self.config.budget.max_labels} structures)"
+        if i > 0 and self.targets_met(i - 1):
+            return (f"converged: targets met and no candidate above gamma "
+                    f"{self.config.exploration.gamma_collect}")
+        return "exploration produced no candidates"
+
+    def targets_met(self, iteration: int) -> bool:
+        """Held-out errors of ``iteration`` within the targets."""
+        return _meets(self.state.record(iteration), self.config)
+
+    def potential_dir(self, iteration: int) -> Path:
+        return self.workdir / "iterations" / f"iter_{iteration:03d}" / "potential"
+
+    def potential_of(self, iteration: int) -> Potential:
+        return Potential.load(self.potential_dir(iteration))
+
+    def starts(self) -> list[tuple[str, Atoms]]:
+        """Seed structures, generated once and kept in ``seeds.extxyz`` for resumes."""
+        path = self.workdir / SEEDS_FILE
+        if not path.is_file():
+            seeds = seed_structures(parse_composition(self.config.composition), self.config.seeds,
+                                    self.config.exploration.random_seed)
+            for origin, atoms in seeds:
+                atoms.info["origin"] = origin
+            tmp = path.with_suffix(".tmp.extxyz")
+            ase.io.write(tmp, [a for _, a in seeds], format="extxyz")
+            tmp.replace(path)
+        return [(a.info["origin"], a) for a in ase.io.read(path, ":", format="extxyz")]
+
+
+def _meets(record: IterationRecord, config: Config) -> bool:
+    t = config.targets
+    return (record.test_energy_rmse is not None and record.test_force_rmse is not None
+            and record.test_energy_rmse <= t.energy_rmse_mev_per_atom
+            and record.test_force_rmse <= t.force_rmse_ev_per_angstrom)
+
+
+def _num(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Replace ``target`` with a copy of ``source`` (copy beside it, then swap)."""
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start

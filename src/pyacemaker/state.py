@@ -1,0 +1,74 @@
+"""Workflow state: where a run is (iteration, phase) and what each iteration produced.
+
+Written atomically (temporary file, fsync, rename) after every phase, so a killed run always
+finds a consistent state to resume from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Phase = Literal["explore", "label", "train", "evaluate", "done"]
+STATE_FILE = "state.json"
+
+
+class IterationRecord(BaseModel):
+    """What one iteration did; RMSEs are on the fixed held-out split."""
+
+    iteration: int
+    candidates: int = 0
+    md_runs: int = 0
+    halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
+    max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
+    selected: int = 0
+    labels_total: int = Field(0, description="labelled structures after this iteration")
+    failed_total: int = 0
+    functions_per_element: int | None = None
+    train_energy_rmse: float | None = Field(None, description="meV/atom")
+    train_force_rmse: float | None = Field(None, description="eV/Angstrom")
+    test_energy_rmse: float | None = Field(None, description="meV/atom")
+    test_force_rmse: float | None = Field(None, description="eV/Angstrom")
+    n_train: int = 0
+    n_test: int = 0
+    label_seconds: float = 0.0
+    fit_seconds: float = 0.0
+
+
+class WorkflowState(BaseModel):
+    """The resumable position of a run and its history."""
+
+    iteration: int = 0
+    phase: Phase = "explore"
+    history: list[IterationRecord] = Field(default_factory=list)
+    stop_reason: str | None = None
+
+    def record(self, iteration: int) -> IterationRecord:
+        """The record of ``iteration``, created on first use."""
+        for rec in self.history:
+            if rec.iteration == iteration:
+                return rec
+        rec = IterationRecord(iteration=iteration)
+        self.history.append(rec)
+        return rec
+
+    def save(self, workdir: Path) -> None:
+        """Atomically replace ``workdir/state.json``."""
+        path = workdir / STATE_FILE
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(self.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, workdir: Path) -> WorkflowState:
+        """State of ``workdir``, or a fresh state if the run has not started."""
+        path = workdir / STATE_FILE
+        if not path.is_file():
+            return cls()
+        return cls.model_validate_json(path.read_text())

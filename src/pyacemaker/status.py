@@ -1,0 +1,51 @@
+"""The run history as a rich table or JSON (``pyacemaker status``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from pyacemaker.config import TargetsConfig
+from pyacemaker.state import WorkflowState
+
+
+def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
+    """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
+    when within target), max candidate gamma, halted/total MD runs, basis size, seconds spent
+    labelling and fitting."""
+    table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
+    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "basis",
+                 "time s"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in sorted(state.history, key=lambda r: r.iteration):
+        e_ok = targets and r.test_energy_rmse is not None and \
+            r.test_energy_rmse <= targets.energy_rmse_mev_per_atom
+        f_ok = targets and r.test_force_rmse is not None and \
+            r.test_force_rmse <= targets.force_rmse_ev_per_angstrom
+        table.add_row(
+            str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
+            str(r.selected), _fmt(r.test_energy_rmse, "{:.2f}", e_ok),
+            _fmt(r.test_force_rmse, "{:.4f}", f_ok), _fmt(r.max_gamma, "{:.3g}"),
+            f"{r.halts}/{r.md_runs}" if r.md_runs else "-", _fmt(r.functions_per_element, "{}"),
+            f"{r.label_seconds + r.fit_seconds:.0f}",
+        )
+    return table
+
+
+def status_dict(state: WorkflowState) -> dict[str, Any]:
+    """The state as plain JSON-ready data."""
+    return state.model_dump(mode="json")
+
+
+def _caption(state: WorkflowState) -> str:
+    if state.phase == "done":
+        return f"stopped: {state.stop_reason}"
+    return f"in progress: iteration {state.iteration}, phase {state.phase}"
+
+
+def _fmt(value: float | int | None, pattern: str, ok: bool | None = None) -> str:
+    if value is None:
+        return "-"
+    text = pattern.format(value)
+    return text if ok is None else f"[{'green' if ok else 'red'}]{text}[/]"
