@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -41,10 +42,10 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 
 @app.command()
 def init(
-    composition: str = typer.Argument(..., help="chemical formula, e.g. TiO2"),
-    output: Path = typer.Option(Path("config.yaml"), "--output", "-o", help="file to write"),
-    engine: str = typer.Option("tblite", help="reference method: emt, tblite, ase:<module>:<Class>"),
-    force: bool = typer.Option(False, help="overwrite an existing file"),
+    composition: Annotated[str, typer.Argument(help="chemical formula, e.g. TiO2")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write")] = Path("config.yaml"),
+    engine: Annotated[str, typer.Option(help="emt, tblite or ase:<module>:<Class>")] = "tblite",
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented minimal config for COMPOSITION."""
     try:
@@ -61,9 +62,9 @@ def init(
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="config YAML file"),
-    progress: bool = typer.Option(True, help="show progress bars"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
+    config: Annotated[Path, typer.Argument(help="config YAML file")],
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the active-learning loop, or resume it from its workdir."""
     from pyacemaker.config import load_config
@@ -82,8 +83,8 @@ def run(
 
 @app.command()
 def status(
-    workdir: Path = typer.Argument(..., help="the run's workdir"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    workdir: Annotated[Path, typer.Argument(help="the run's workdir")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Show the iterations of a run: labels, held-out RMSE, max gamma."""
     from pyacemaker.state import STATE_FILE, WorkflowState

@@ -85,7 +85,9 @@ class SeedsConfig(_Model):
         6.0, gt=0, description="Angstrom; seeds are repeated until every cell width reaches it"
     )
     max_atoms: int = Field(64, ge=1, description="largest seed cell, atoms")
-    n_random: int = Field(2, ge=0, description="random symmetric crystals (pyxtal) per composition")
+    n_random: int = Field(
+        2, ge=0, description="random symmetric crystals (pyxtal) when no prototype matches"
+    )
 
 
 class ExplorationConfig(_Model):

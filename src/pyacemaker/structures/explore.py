@@ -22,6 +22,9 @@ from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
 
 LANGEVIN_FRICTION = 0.01  # 1/fs
+SEED_SCALES = (0.88, 0.94, 1.0, 1.06)  # linear scales of each seed labelled first: seeds come
+# from covalent radii, which can miss the lattice constant by ~10%
+EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
 
 
 @dataclass
@@ -66,6 +69,7 @@ class AseExplorer:
         rng = np.random.default_rng([self.settings.random_seed, iteration])
         if potential is None:
             return ExplorationResult(self.initial(starts, rng))
+        starts = [(origin, equilibrate(atoms, potential)) for origin, atoms in starts]
         result = ExplorationResult(self.perturbations(starts, rng, per_start=2))
         gammas = max_gamma(potential, [c.atoms for c in result.candidates])
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
@@ -81,13 +85,17 @@ class AseExplorer:
         return result
 
     def initial(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator) -> list[Candidate]:
-        """``seed_labels`` structures before any potential exists: each start as is, then
-        rattled and strained copies in turn."""
+        """``seed_labels`` structures before any potential exists: each start at the
+        ``SEED_SCALES``, then rattled and strained copies of randomly scaled starts."""
         n = self.settings.seed_labels
-        out = [Candidate(_bare(atoms), {"generator": "seed", "origin": origin})
-               for origin, atoms in starts[:n]]
+        out = [Candidate(_scaled(atoms, scale), {"generator": "seed", "origin": origin,
+                                                 "scale": scale})
+               for scale in sorted(SEED_SCALES, key=lambda x: abs(x - 1.0))
+               for origin, atoms in starts][:n]
+        scaled = [(origin, _scaled(atoms, float(rng.choice(SEED_SCALES))))
+                  for origin, atoms in starts]
         per_start = -(-(n - len(out)) // max(1, len(starts)))
-        return (out + self.perturbations(starts, rng, per_start))[:n]
+        return (out + self.perturbations(scaled, rng, per_start))[:n]
 
     def perturbations(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
                       per_start: int) -> list[Candidate]:
@@ -147,6 +155,24 @@ class AseExplorer:
             if halted:
                 return frames, True
         return frames, False
+
+
+def equilibrate(atoms: Atoms, potential: Potential) -> Atoms:
+    """Copy of ``atoms`` isotropically scaled to the potential's lowest energy among
+    ``EQUILIBRATION_SCALES`` (linear factors)."""
+    calc = potential.calculator(with_gamma=False)
+    energies = []
+    for scale in EQUILIBRATION_SCALES:
+        trial = _scaled(atoms, scale)
+        trial.calc = calc
+        energies.append(trial.get_potential_energy())
+    return _scaled(atoms, float(EQUILIBRATION_SCALES[int(np.argmin(energies))]))
+
+
+def _scaled(atoms: Atoms, scale: float) -> Atoms:
+    out = _bare(atoms)
+    out.set_cell(out.cell.array * scale, scale_atoms=True)
+    return out
 
 
 def _bare(atoms: Atoms) -> Atoms:

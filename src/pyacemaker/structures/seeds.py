@@ -97,11 +97,11 @@ def _fit(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool
     return best
 
 
-def _too_close(atoms: Atoms) -> str | None:
-    """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
+def _too_close(atoms: Atoms, factor: float = MIN_DISTANCE_FACTOR) -> str | None:
+    """Describe the first pair closer than ``factor`` x (sum of covalent radii), or None."""
     radii = np.array([_radius(s) for s in atoms.get_chemical_symbols()])
-    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
-    bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
+    i, j, d = neighbor_list("ijd", atoms, float(2 * radii.max() * factor))
+    bad = np.nonzero(d < factor * (radii[i] + radii[j]))[0]
     if bad.size == 0:
         return None
     k = bad[0]
@@ -197,7 +197,7 @@ def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tup
             continue
         problem = _too_close(atoms)
         if problem:
-            logger.warning("dropped random crystal in space group %d: %s", group, problem)
+            logger.info("dropped random crystal in space group %d: %s", group, problem)
         else:
             found.append((f"random:{xtal.group.symbol}", atoms))
     if len(found) < n:
@@ -260,7 +260,8 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
                 logger.warning("dropped %s: %s", origin, problem)
             else:
                 seeds.append((origin, _clean(atoms)))
-        seeds += _random_crystals(composition, settings.n_random, seed)
+        if not seeds:
+            seeds = _random_crystals(composition, settings.n_random, seed)
     if not seeds:
         raise ConfigError(f"no seed structure could be built for {_formula(composition)}; "
                           "give structure files under seeds.files")

@@ -1,0 +1,69 @@
+"""The labelled-structure store: deduplication, fixed split, labels, failures, export."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.build import bulk
+
+from pyacemaker.dataset import Dataset, structure_hash, to_pacemaker_dataframe
+from pyacemaker.oracle.base import LabelResult
+
+
+def rattled(seed: int):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def test_hash_ignores_wrapping_and_sees_displacements():
+    atoms = rattled(0)
+    shifted = atoms.copy()
+    shifted.positions += atoms.cell[0]
+    assert structure_hash(atoms) == structure_hash(shifted)
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.01
+    assert structure_hash(atoms) != structure_hash(moved)
+
+
+def test_add_pending_deduplicates_and_keeps_provenance(tmp_path):
+    data = Dataset(tmp_path / "d.db", test_fraction=0.2)
+    items = [(rattled(i), {"iteration": 0, "generator": "rattle", "strain": [0.1]}) for i in range(5)]
+    assert data.add_pending(items) == 5
+    assert data.add_pending(items[:3] + [(rattled(7), {"iteration": 1})]) == 1
+    assert data.count() == 6 and data.count(iteration=1) == 1
+    assert [a.get_chemical_formula() for _, a in data.pending()] == ["Cu4"] * 6
+
+
+def test_split_is_fixed_and_small_sets_get_a_test_share(tmp_path):
+    data = Dataset(tmp_path / "d.db", test_fraction=0.1)
+    data.add_pending([(rattled(i), {"iteration": 0}) for i in range(10)])
+    first = {h: s for h, s in _splits(data)}
+    assert list(first.values()).count("test") == 1
+    data.add_pending([(rattled(i), {"iteration": 1}) for i in range(10, 40)])
+    after = dict(_splits(data))
+    assert all(after[h] == s for h, s in first.items())
+    assert list(after.values()).count("test") == 4
+
+
+def _splits(data: Dataset):
+    return [(row.hash, row.split) for row in data._db.select()]
+
+
+def test_labels_and_failures_are_stored_with_settings(tmp_path):
+    data = Dataset(tmp_path / "d.db", test_fraction=0.1)
+    data.add_pending([(rattled(i), {"iteration": 0}) for i in range(3)])
+    (id0, a0), (id1, _), _ = data.pending()
+    forces = np.arange(12.0).reshape(4, 3)
+    data.store_label(id0, LabelResult(ok=True, energy=-1.5, forces=forces.tolist(),
+                                      stress=[0.1] * 6, settings={"engine": "emt"}))
+    data.store_label(id1, LabelResult(ok=False, reason="SCF not converged"))
+    assert data.counts() == {"labelled": 1, "failed": 1, "pending": 1}
+    (labelled,) = data.labelled()
+    assert labelled.get_potential_energy() == -1.5
+    np.testing.assert_allclose(labelled.get_forces(), forces)
+    np.testing.assert_allclose(labelled.positions, a0.positions)
+    assert data._db.get(id=id0).data["oracle"] == {"engine": "emt"}
+    assert data.failures()[0]["reason"] == "SCF not converged"
+    df = to_pacemaker_dataframe([labelled])
+    assert df["energy"].tolist() == [-1.5] and df["NUMBER_OF_ATOMS"].tolist() == [4]
+    assert df["ase_atoms"][0].calc is None

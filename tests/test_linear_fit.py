@@ -1,0 +1,74 @@
+"""Linear ACE on EMT copper: held-out accuracy, written files, calculator consistency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+
+from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
+from pyacemaker.errors import CalculationFailed
+from pyacemaker.training.linear import fit_linear_ace, infer_functions_per_element, load_fit
+from pyacemaker.training.selection import max_gamma, select
+
+
+@pytest.fixture(scope="module")
+def fitted(copper_data, tmp_path_factory):
+    train, test = copper_data
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
+    folder = tmp_path_factory.mktemp("fit") / "potential"
+    potential, result = fit_linear_ace(train, test, ["Cu"], settings, folder)
+    return potential, result, folder
+
+
+def test_cu_from_emt_meets_accuracy_targets(fitted):
+    _, result, _ = fitted
+    assert result.n_train == 60 and result.n_test == 20
+    assert result.test_energy_rmse < 1.0  # meV/atom
+    assert result.test_force_rmse < 0.05  # eV/Angstrom
+
+
+def test_fit_writes_all_files_and_reloads(fitted):
+    potential, result, folder = fitted
+    for name in ("potential.yaml", "potential.yace", "potential.asi", "potential.json", "fit.json"):
+        assert (folder / name).stat().st_size > 0
+    assert not folder.with_name("potential.partial").exists()
+    reloaded, again = load_fit(folder)
+    assert again == result and reloaded.reference_energies == potential.reference_energies
+
+
+def test_calculator_reproduces_emt_on_unseen_structure(fitted):
+    potential, _, _ = fitted
+    from tests.conftest import emt_copper
+
+    (atoms,) = emt_copper(1, seed=99)
+    reference = atoms.copy()
+    reference.calc = EMT()
+    atoms.calc = potential.calculator()
+    assert atoms.get_potential_energy() / len(atoms) == pytest.approx(
+        reference.get_potential_energy() / len(atoms), abs=2e-3)
+    np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), atol=0.1)
+    gamma = atoms.calc.results["gamma"]
+    assert gamma.shape == (len(atoms),) and gamma.max() < 5  # interpolation, not extrapolation
+
+
+def test_gamma_flags_unseen_compression_and_maxvol_selects_it(fitted, copper_data):
+    potential, _, _ = fitted
+    train, _ = copper_data
+    near = [a.copy() for a in train[:3]]
+    far = [a.copy() for a in train[3:5]]
+    for atoms in far:
+        atoms.set_cell(atoms.cell.array * 0.85, scale_atoms=True)
+    candidates = near + far
+    gammas = max_gamma(potential, candidates)
+    assert gammas[3:].min() > 5 > gammas[:3].max()
+    assert set(select(potential, candidates, gammas, 2, 5.0, require_extrapolation=True)) == {3, 4}
+    assert select(potential, near, gammas[:3], 2, 5.0, require_extrapolation=True) == []
+    assert len(select(potential, near, gammas[:3], 2, 5.0, require_extrapolation=False)) == 2
+
+
+def test_too_little_data_is_a_clear_error(copper_data):
+    train, _ = copper_data
+    with pytest.raises(CalculationFailed, match="label more structures"):
+        infer_functions_per_element([train[0][:4]], ["Cu"], cap=300)
