@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 from ase import Atoms, units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from rich.progress import MofNCompleteColumn, Progress
 
 from pyacemaker.config import ExplorationConfig
@@ -69,8 +69,10 @@ class AseExplorer:
         rng = np.random.default_rng([self.settings.random_seed, iteration])
         if potential is None:
             return ExplorationResult(self.initial(starts, rng))
-        starts = [(origin, equilibrate(atoms, potential)) for origin, atoms in starts]
-        result = ExplorationResult(self.perturbations(starts, rng, per_start=2))
+        starts = [(origin, equilibrate(atoms, potential, self.settings.gamma_collect))
+                  for origin, atoms in starts]
+        per_start = max(2, -(-self.settings.labels_per_iteration // len(starts)))
+        result = ExplorationResult(self.perturbations(starts, rng, per_start))
         gammas = max_gamma(potential, [c.atoms for c in result.candidates])
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
@@ -136,7 +138,7 @@ class AseExplorer:
         s = self.settings
         system = _bare(atoms)
         system.calc = potential.calculator(with_gamma=True)
-        MaxwellBoltzmannDistribution(system, temperature_K=temperature, rng=rng)
+        thermalize_momenta(system, temperature_K=temperature, rng=rng)
         dynamics = Langevin(system, s.md_timestep_fs * units.fs, temperature_K=temperature,
                             friction=LANGEVIN_FRICTION / units.fs, fixcm=False, rng=rng)
         frames = []
@@ -157,16 +159,19 @@ class AseExplorer:
         return frames, False
 
 
-def equilibrate(atoms: Atoms, potential: Potential) -> Atoms:
-    """Copy of ``atoms`` isotropically scaled to the potential's lowest energy among
-    ``EQUILIBRATION_SCALES`` (linear factors)."""
-    calc = potential.calculator(with_gamma=False)
-    energies = []
+def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:
+    """Copy of ``atoms`` isotropically scaled to the potential's lowest energy among the
+    ``EQUILIBRATION_SCALES`` (linear factors) where it does not extrapolate (gamma at most
+    ``gamma_limit``); unscaled if it extrapolates everywhere."""
+    calc = potential.calculator(with_gamma=True)
+    best, best_energy = 1.0, np.inf
     for scale in EQUILIBRATION_SCALES:
         trial = _scaled(atoms, scale)
         trial.calc = calc
-        energies.append(trial.get_potential_energy())
-    return _scaled(atoms, float(EQUILIBRATION_SCALES[int(np.argmin(energies))]))
+        energy = trial.get_potential_energy()
+        if np.max(calc.results["gamma"]) <= gamma_limit and energy < best_energy:
+            best, best_energy = float(scale), energy
+    return _scaled(atoms, best)
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:

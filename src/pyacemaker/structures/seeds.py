@@ -130,14 +130,21 @@ def _bulk(name: str, structure: str, a: float = 4.0, **kwargs: float) -> Atoms:
         return bulk(name, structure, a=a, **kwargs)
 
 
-def _element(symbol: str) -> tuple[str, Atoms]:
-    """ASE's reference crystal of an element, or fcc from the covalent radius."""
+def _element(symbol: str) -> list[tuple[str, Atoms]]:
+    """ASE's reference crystal of an element (else fcc from the covalent radius), then the
+    other close-packed and bcc lattices at the same nearest-neighbour distance."""
     state = reference_states[atomic_numbers[symbol]] or {}
     try:
-        return f"prototype:{state['symmetry']}", _bulk(symbol, None, a=None)
+        reference = state["symmetry"], _bulk(symbol, None, a=None)
+        distance = float(neighbor_list("d", reference[1], 6.0).min())
     except (ValueError, KeyError, TypeError, RuntimeError):
-        a = 2.0 * _radius(symbol) * sqrt(2.0)  # fcc nearest neighbour a / sqrt(2) = 2 r_cov
-        return "prototype:fcc", bulk(symbol, "fcc", a=a, cubic=True)
+        distance = 2.0 * _radius(symbol)
+        reference = "fcc", bulk(symbol, "fcc", a=distance * sqrt(2.0), cubic=True)
+    lattices = {"fcc": lambda d: _bulk(symbol, "fcc", a=d * sqrt(2.0)),
+                "bcc": lambda d: _bulk(symbol, "bcc", a=d * 2.0 / sqrt(3.0)),
+                "hcp": lambda d: bulk(symbol, "hcp", a=d, covera=sqrt(8.0 / 3.0))}
+    others = [(name, build(distance)) for name, build in lattices.items() if name != reference[0]]
+    return [(f"prototype:{name}", atoms) for name, atoms in [reference, *others]]
 
 
 def _compound(el: list[str], counts: tuple[int, ...]) -> dict[str, Atoms]:
@@ -169,7 +176,7 @@ def _formula(composition: dict[str, int]) -> str:
 def _prototypes(composition: dict[str, int]) -> list[tuple[str, Atoms]]:
     """Prototype crystals matched by reduced stoichiometry (empty list if none match)."""
     if len(composition) == 1:
-        return [_element(next(iter(composition)))]
+        return _element(next(iter(composition)))
     order = sorted(composition, key=lambda el: composition[el])  # stable: formula order on ties
     built = _compound(order, tuple(composition[el] for el in order))
     return [(f"prototype:{name}", _scale_to_radii(atoms)) for name, atoms in built.items()]

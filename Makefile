@@ -1,0 +1,30 @@
+# pyacemaker: `make quickstart` runs the TiO2 example, `make test` runs the test suite.
+# Both create the virtual environment .venv and install everything they need first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test lint clean
+
+quickstart: $(STAMP)
+	$(BIN)/pyacemaker run examples/quickstart.yaml
+	$(BIN)/pyacemaker status runs/tio2
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check src tests benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,162 @@
+"""The real active-learning loop on EMT copper: artifacts, status, and kill/resume safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ase.db import connect
+from typer.testing import CliRunner
+
+from pyacemaker.cli import app
+from pyacemaker.config import load_config
+from pyacemaker.orchestrator import Workflow
+from pyacemaker.state import WorkflowState
+
+TESTS = Path(__file__).parent
+SMALL = {
+    "composition": "Cu",
+    "budget": {"max_iterations": 2, "max_labels": 60},
+    "exploration": {"seed_labels": 16, "labels_per_iteration": 8, "md_steps": 30,
+                    "md_temperatures": [700]},
+}
+
+
+def write_config(folder: Path, engine: str, **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {**SMALL, "workdir": str(folder / "run"), "oracle": {"engine": engine, **extra}}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_two_iteration_emt_loop_leaves_everything_in_workdir(tmp_path):
+    config = write_config(tmp_path, "emt")
+    result = CliRunner().invoke(app, ["run", str(config), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    for name in ("dataset.db", "state.json", "config.resolved.yaml", "seeds.extxyz", "run.log",
+                 "potential/potential.yace"):
+        assert (run / name).is_file(), name
+    for i in range(3):
+        folder = run / "iterations" / f"iter_{i:03d}" / "potential"
+        assert {"potential.yaml", "potential.yace", "potential.asi"} <= {p.name for p in folder.iterdir()}
+    state = WorkflowState.load(run)
+    assert state.phase == "done" and "iteration budget" in state.stop_reason
+    assert [r.iteration for r in state.history] == [0, 1, 2]
+    assert all(r.test_energy_rmse is not None for r in state.history)
+    assert state.history[-1].labels_total == 32
+    rows = list(connect(str(run / "dataset.db")).select())
+    assert {r.generator for r in rows if r.iteration > 0} & {"md", "rattle", "strain"}
+    assert all(r.status == "labelled" and r.data["oracle"]["engine"] == "emt" for r in rows)
+    resolved = load_config(run / "config.resolved.yaml")
+    assert resolved.trainer.cutoff and resolved.trainer.zbl_outer
+    status = CliRunner().invoke(app, ["status", str(run), "--json"])
+    assert json.loads(status.output)["history"][2]["labels_total"] == 32
+    table = CliRunner().invoke(app, ["status", str(run)])
+    assert "E meV/at" in table.output and "stopped" in table.output
+    again = CliRunner().invoke(app, ["run", str(config), "--no-progress"])  # finished: no-op
+    assert again.exit_code == 0 and len(list(connect(str(run / "dataset.db")).select())) == 32
+
+
+# ---------------------------------------------------------------------------- kill / resume
+
+SLOW = "ase:slow_emt:SlowEMT"
+
+
+def start_run(config: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "PYACEMAKER_TEST_LOG": str(log)}
+    output = open(log.with_suffix(".out"), "w")  # a file, so a chatty run never blocks on a pipe
+    return subprocess.Popen([sys.executable, "-m", "pyacemaker.cli", "run", str(config),
+                             "--no-progress"], env=env, start_new_session=True,
+                            stdout=output, stderr=subprocess.STDOUT)
+
+
+def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> None:
+    """SIGKILL the run's whole process group (workers included) once ``condition()``."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None, f"run ended before the kill (exit {process.returncode})"
+        assert time.time() < deadline, "condition never reached"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def phase(run: Path) -> tuple[int, str]:
+    try:
+        state = WorkflowState.load(run)
+    except ValueError:
+        return -1, ""
+    return state.iteration, state.phase
+
+
+def rows(run: Path) -> list[tuple]:
+    db = connect(str(run / "dataset.db"))
+    return [(r.hash, r.status, r.split, r.iteration, r.generator, r.get("energy"))
+            for r in db.select(sort="id")]
+
+
+def labelled_hashes(run: Path) -> set[str]:
+    return {r[0] for r in rows(run) if r[1] == "labelled"}
+
+
+def logged(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted run with the slow oracle, in this process."""
+    folder = tmp_path_factory.mktemp("reference")
+    config = load_config(write_config(folder, SLOW))
+    sys.path.insert(0, str(TESTS))
+    try:
+        Workflow(config, show_progress=False).run()
+    finally:
+        sys.path.remove(str(TESTS))
+    return folder / "run"
+
+
+def resume_and_compare(config: Path, run: Path, reference: Path, before: set[str],
+                       log: Path) -> None:
+    process = start_run(config, log)
+    assert process.wait(timeout=600) == 0, log.with_suffix(".out").read_text()[-3000:]
+    got, expected = rows(run), rows(reference)
+    assert [r[:5] for r in got] == [r[:5] for r in expected]  # same structures, same order
+    assert [r[5] for r in got] == pytest.approx([r[5] for r in expected], rel=1e-12)
+    recomputed = set(logged(log)) & before
+    assert not recomputed, f"{len(recomputed)} stored labels were computed again"
+    assert len(set(logged(log))) == len(logged(log))
+
+
+def test_sigkill_during_labelling_then_resume_matches_uninterrupted_run(tmp_path, reference):
+    config = write_config(tmp_path, SLOW)
+    run = tmp_path / "run"
+
+    def mid_labelling() -> bool:
+        return phase(run) == (0, "label") and len(logged(tmp_path / "first.log")) >= 4
+
+    kill_when(start_run(config, tmp_path / "first.log"), mid_labelling)
+    before = labelled_hashes(run)
+    statuses = [r[1] for r in rows(run)]
+    assert 0 < len(before) < len(statuses) and "pending" in statuses  # really mid-labelling
+    resume_and_compare(config, run, reference, before, tmp_path / "second.log")
+
+
+def test_sigkill_during_training_then_resume_matches_uninterrupted_run(tmp_path, reference):
+    config = write_config(tmp_path, SLOW)
+    run = tmp_path / "run"
+    kill_when(start_run(config, tmp_path / "first.log"), lambda: phase(run) == (1, "train"))
+    assert not (run / "iterations" / "iter_001" / "potential" / "fit.json").exists()
+    before = labelled_hashes(run)
+    assert before and "pending" not in {r[1] for r in rows(run)}
+    resume_and_compare(config, run, reference, before, tmp_path / "second.log")
