@@ -74,10 +74,10 @@ SLOW = "ase:slow_emt:SlowEMT"
 def start_run(config: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "PYACEMAKER_TEST_LOG": str(log)}
-    output = open(log.with_suffix(".out"), "w")  # a file, so a chatty run never blocks on a pipe
-    return subprocess.Popen([sys.executable, "-m", "pyacemaker.cli", "run", str(config),
-                             "--no-progress"], env=env, start_new_session=True,
-                            stdout=output, stderr=subprocess.STDOUT)
+    with open(log.with_suffix(".out"), "w") as output:  # a file: a chatty run never blocks
+        return subprocess.Popen([sys.executable, "-m", "pyacemaker.cli", "run", str(config),
+                                 "--no-progress"], env=env, start_new_session=True,
+                                stdout=output, stderr=subprocess.STDOUT)
 
 
 def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> None:
