@@ -122,7 +122,11 @@ class TrainerConfig(_Model):
         None, ge=4, description="ACE basis size; inferred from the amount of data"
     )
     max_functions_per_element: int = Field(300, ge=4, description="cap for the inferred basis size")
-    ridge_alpha: float = Field(1e-6, gt=0, description="Ridge regularisation")
+    ridge_alpha: float = Field(1e-3, gt=0, description="Ridge regularisation")
+    max_force: float = Field(
+        10.0, gt=0, description="eV/Angstrom; structures with a larger force component are kept "
+        "in the dataset but not fitted (a few such outliers dominate a least-squares fit)"
+    )
     zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
     zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")

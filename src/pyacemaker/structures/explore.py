@@ -22,8 +22,9 @@ from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
 
 LANGEVIN_FRICTION = 0.01  # 1/fs
-SEED_SCALES = (0.88, 0.94, 1.0, 1.06)  # linear scales of each seed labelled first: seeds come
-# from covalent radii, which can miss the lattice constant by ~10%
+SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, most likely
+# first: prototypes scaled from covalent radii can miss the lattice constant by ~10%; later
+# iterations start from the fitted potential's own minimum (``equilibrate``)
 EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
 
 
@@ -87,13 +88,18 @@ class AseExplorer:
         return result
 
     def initial(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator) -> list[Candidate]:
-        """``seed_labels`` structures before any potential exists: each start at the
-        ``SEED_SCALES``, then rattled and strained copies of randomly scaled starts."""
+        """``seed_labels`` structures before any potential exists: each start at each of the
+        ``SEED_SCALES`` as is and rattled (an equation of state with its neighbourhood), then
+        strained copies of randomly scaled starts."""
         n = self.settings.seed_labels
-        out = [Candidate(_scaled(atoms, scale), {"generator": "seed", "origin": origin,
-                                                 "scale": scale})
-               for scale in sorted(SEED_SCALES, key=lambda x: abs(x - 1.0))
-               for origin, atoms in starts][:n]
+        out = []
+        for scale in SEED_SCALES:
+            for origin, atoms in starts:
+                provenance = {"origin": origin, "scale": scale}
+                scaled = _scaled(atoms, scale)
+                out.append(Candidate(scaled, {"generator": "seed", **provenance}))
+                out.append(Candidate(self.rattle(scaled, rng), {"generator": "rattle", **provenance}))
+        out = out[:n]
         scaled = [(origin, _scaled(atoms, float(rng.choice(SEED_SCALES))))
                   for origin, atoms in starts]
         per_start = -(-(n - len(out)) // max(1, len(starts)))

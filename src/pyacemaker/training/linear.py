@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MIN_FUNCTIONS = 8
 ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
+ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
+# environments, and an active set built from too few distinct ones makes gamma explode
 FIT_FILE = "fit.json"
 
 
@@ -37,6 +39,7 @@ class FitResult(BaseModel):
 
     n_train: int
     n_test: int
+    n_excluded: int = Field(0, description="structures left out for forces above max_force")
     functions_per_element: int
     seconds: float = Field(description="wall time of the fit, s")
     train_energy_rmse: float = Field(description="meV/atom")
@@ -46,16 +49,16 @@ class FitResult(BaseModel):
 
 
 def infer_functions_per_element(structures: list[Atoms], elements: list[str], cap: int) -> int:
-    """Basis size the data can determine: the active set needs at least as many atoms of each
-    element as functions, and the fit a few force rows per coefficient."""
+    """Basis size the data can determine: the active set needs several atoms (distinct
+    environments) of each element per function, and the fit a few rows per coefficient."""
     per_element = Counter(s for a in structures for s in a.get_chemical_symbols())
     rarest = min(per_element.get(e, 0) for e in elements)
     rows = sum(3 * len(a) + 1 for a in structures)
-    n = min(rarest, rows // (ROWS_PER_FUNCTION * len(elements)), cap)
+    n = min(rarest // ATOMS_PER_FUNCTION, rows // (ROWS_PER_FUNCTION * len(elements)), cap)
     if n < MIN_FUNCTIONS:
         raise CalculationFailed(
-            f"too little data to fit: {rarest} atoms of the rarest element; "
-            f"at least {MIN_FUNCTIONS} are needed (label more structures first)"
+            f"too little data to fit: {rarest} atoms of the rarest element; at least "
+            f"{MIN_FUNCTIONS * ATOMS_PER_FUNCTION} are needed (label more structures first)"
         )
     return n
 
@@ -113,6 +116,11 @@ def delta_dataframe(structures: list[Atoms], baseline: ZBLCalculator,
     return df, references
 
 
+def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
+    """The structures whose largest force component is at most ``max_force`` (eV/Angstrom)."""
+    return [a for a in structures if np.abs(a.get_forces()).max() <= max_force]
+
+
 def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
                    settings: TrainerConfig, out_dir: Path) -> tuple[Potential, FitResult]:
     """Fit ``train``, score on ``test``, write .yaml/.yace/.asi/potential.json to ``out_dir``.
@@ -124,6 +132,12 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     from sklearn.linear_model import Ridge
 
     start = time.perf_counter()
+    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
+    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
+    if excluded:
+        log.info("%d structures with forces above %.0f eV/A are not fitted", excluded,
+                 settings.max_force)
+    train, test = fitted_train, fitted_test
     n_funcs = settings.functions_per_element or infer_functions_per_element(
         train, elements, settings.max_functions_per_element)
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
@@ -142,7 +156,7 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
         test_err = fit.compute_errors(test_ds)
 
     result = FitResult(
-        n_train=len(train), n_test=len(test), functions_per_element=n_funcs,
+        n_train=len(train), n_test=len(test), n_excluded=excluded, functions_per_element=n_funcs,
         seconds=time.perf_counter() - start,
         train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
         test_energy_rmse=None if test_err is None else 1000 * test_err["epa_rmse"],
