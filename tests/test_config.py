@@ -107,3 +107,12 @@ def test_resume_refuses_changed_physics_but_allows_budget(tmp_path, monkeypatch)
     check_resumable(stored, load_config(write(tmp_path, with_(budget__max_labels=500))))
     with pytest.raises(ConfigError, match="exploration.md_steps"):
         check_resumable(stored, load_config(write(tmp_path, with_(exploration__md_steps=5))))
+
+
+def test_unknown_prototype_names_the_available_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, with_(seeds__prototypes=["perovskite"])))
+    assert "seeds.prototypes" in str(err.value) and "rutile, fluorite" in str(err.value)
+    config = load_config(write(tmp_path, with_(seeds__prototypes=["rutile"])))
+    assert config.seeds.prototypes == ["rutile"]

@@ -72,3 +72,15 @@ def test_too_little_data_is_a_clear_error(copper_data):
     train, _ = copper_data
     with pytest.raises(CalculationFailed, match="label more structures"):
         infer_functions_per_element([train[0][:4]], ["Cu"], cap=300)
+
+
+def test_structures_beyond_max_force_are_left_out(copper_data, tmp_path):
+    train, test = copper_data
+    inner, outer = default_zbl_range(["Cu"])
+    limit = float(np.median([np.abs(a.get_forces()).max() for a in train + test]))
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                             functions_per_element=16, max_force=limit)
+    _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "potential")
+    kept = [a for a in train + test if np.abs(a.get_forces()).max() <= limit]
+    assert result.n_train + result.n_test == len(kept) > 0
+    assert result.n_excluded == len(train) + len(test) - len(kept) > 0

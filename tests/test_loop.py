@@ -52,18 +52,19 @@ def test_two_iteration_emt_loop_leaves_everything_in_workdir(tmp_path):
     assert state.phase == "done" and "iteration budget" in state.stop_reason
     assert [r.iteration for r in state.history] == [0, 1, 2]
     assert all(r.test_energy_rmse is not None for r in state.history)
-    assert state.history[-1].labels_total == 32
     rows = list(connect(str(run / "dataset.db")).select())
+    total = state.history[-1].labels_total
+    assert total == len(rows) == sum(r.selected for r in state.history) <= 16 + 2 * 8
     assert {r.generator for r in rows if r.iteration > 0} & {"md", "rattle", "strain"}
     assert all(r.status == "labelled" and r.data["oracle"]["engine"] == "emt" for r in rows)
     resolved = load_config(run / "config.resolved.yaml")
     assert resolved.trainer.cutoff and resolved.trainer.zbl_outer
     status = CliRunner().invoke(app, ["status", str(run), "--json"])
-    assert json.loads(status.output)["history"][2]["labels_total"] == 32
+    assert json.loads(status.output)["history"][2]["labels_total"] == total
     table = CliRunner().invoke(app, ["status", str(run)])
     assert "E meV/at" in table.output and "stopped" in table.output
     again = CliRunner().invoke(app, ["run", str(config), "--no-progress"])  # finished: no-op
-    assert again.exit_code == 0 and len(list(connect(str(run / "dataset.db")).select())) == 32
+    assert again.exit_code == 0 and len(list(connect(str(run / "dataset.db")).select())) == total
 
 
 # ---------------------------------------------------------------------------- kill / resume

@@ -81,6 +81,9 @@ class SeedsConfig(_Model):
     files: list[Path] = Field(
         default_factory=list, description="structure files (cif, POSCAR, extxyz) instead of prototypes"
     )
+    prototypes: list[str] = Field(
+        default_factory=list, description="keep only these prototypes (e.g. [rutile]); all if empty"
+    )
     min_cell_width: float = Field(
         6.0, gt=0, description="Angstrom; seeds are repeated until every cell width reaches it"
     )
@@ -248,6 +251,7 @@ def resolve(config: Config) -> Config:
                 f"field 'seeds.files.{i}': file '{file}' not found "
                 "(relative paths are relative to the current directory)"
             )
+    _check_prototypes(config)
     inner, outer = default_zbl_range(elements)
     trainer = config.trainer.model_copy(
         update={
@@ -280,6 +284,20 @@ def resolve(config: Config) -> Config:
             "trainer": trainer,
         }
     )
+
+
+def _check_prototypes(config: Config) -> None:
+    if not config.seeds.prototypes:
+        return
+    from pyacemaker.structures.seeds import prototype_names
+
+    known = prototype_names(parse_composition(config.composition))
+    unknown = sorted(set(config.seeds.prototypes) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"field 'seeds.prototypes': {', '.join(unknown)} not available for "
+            f"{config.composition}; choose from {', '.join(known) or 'none (use seeds.files)'}"
+        )
 
 
 def _pair_lengths(elements: list[str]) -> list[float]:

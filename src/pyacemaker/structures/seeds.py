@@ -182,6 +182,13 @@ def _prototypes(composition: dict[str, int]) -> list[tuple[str, Atoms]]:
     return [(f"prototype:{name}", _scale_to_radii(atoms)) for name, atoms in built.items()]
 
 
+def prototype_names(composition: dict[str, int]) -> list[str]:
+    """Names of the prototypes available for ``composition`` (e.g. ``["rutile", "fluorite"]``)."""
+    divisor = gcd(*composition.values())
+    reduced = {el: n // divisor for el, n in composition.items()}
+    return [origin.removeprefix("prototype:") for origin, _ in _prototypes(reduced)]
+
+
 def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
     """Up to ``n`` random symmetric crystals in distinct space groups, reproducible from seed."""
     from pyxtal import pyxtal  # slow import, only needed here
@@ -261,7 +268,10 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
         seeds = [s for i, path in files for s in _read_file(i, Path(path), composition)]
     else:
         seeds = []
+        wanted = set(settings.prototypes)
         for origin, atoms in _prototypes(composition):
+            if wanted and origin.removeprefix("prototype:") not in wanted:
+                continue
             problem = _too_close(atoms)
             if problem:
                 logger.warning("dropped %s: %s", origin, problem)

@@ -29,15 +29,16 @@ def select(potential: Potential, structures: list[Atoms], gammas: np.ndarray, n:
            gamma_collect: float, require_extrapolation: bool) -> list[int]:
     """Indices of at most ``n`` structures to label, most informative first.
 
-    The pool is the candidates with gamma above ``gamma_collect``; when there are none and
-    ``require_extrapolation`` is false (targets not met yet), the pool is every candidate.
-    MaxVol picks the structures that enlarge the active set's volume; remaining slots are
-    filled from the pool by descending gamma.
+    While the targets are not met (``require_extrapolation`` false) every candidate may be
+    chosen; once they are, only candidates with gamma above ``gamma_collect``. MaxVol picks the
+    structures that enlarge the active set's volume; remaining slots are filled by descending
+    gamma.
     """
     if n <= 0 or not structures:
         return []
-    pool = [i for i, g in enumerate(gammas) if g > gamma_collect]
-    if not pool and not require_extrapolation:
+    if require_extrapolation:
+        pool = [i for i, g in enumerate(gammas) if g > gamma_collect]
+    else:
         pool = list(range(len(structures)))
     if not pool:
         return []
