@@ -22,6 +22,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
 from pyacemaker.oracle.base import LabelResult
+from pyacemaker.structures import bare
 
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
 
@@ -72,7 +73,7 @@ class Dataset:
                 if h in known:
                     continue
                 known.add(h)
-                clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+                clean = bare(atoms)
                 split = split_of(h, self.test_fraction, n_rows, n_test)
                 db.write(clean, hash=h, status=PENDING, split=split, **_columns(provenance))
                 n_rows, n_test, added = n_rows + 1, n_test + (split == "test"), added + 1
@@ -133,15 +134,11 @@ def to_pacemaker_dataframe(structures: list[Atoms]) -> pd.DataFrame:
     ``NUMBER_OF_ATOMS``; structures must carry a single-point calculator."""
     return pd.DataFrame({
         "name": [a.info.get("hash", str(i)) for i, a in enumerate(structures)],
-        "ase_atoms": [_bare(a) for a in structures],
+        "ase_atoms": [bare(a) for a in structures],
         "energy": [a.get_potential_energy() for a in structures],
         "forces": [a.get_forces() for a in structures],
         "NUMBER_OF_ATOMS": [len(a) for a in structures],
     })
-
-
-def _bare(atoms: Atoms) -> Atoms:
-    return Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
 
 
 def _columns(provenance: dict[str, Any]) -> dict[str, Any]:

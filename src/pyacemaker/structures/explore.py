@@ -18,6 +18,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 from rich.progress import MofNCompleteColumn, Progress
 
 from pyacemaker.config import ExplorationConfig
+from pyacemaker.structures import bare
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
 
@@ -122,7 +123,7 @@ class AseExplorer:
 
     def rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
         """Copy with Gaussian displacements of ``rattle_stdev`` Angstrom."""
-        out = _bare(atoms)
+        out = bare(atoms)
         out.positions += rng.normal(0.0, self.settings.rattle_stdev, out.positions.shape)
         return out
 
@@ -131,7 +132,7 @@ class AseExplorer:
         by half the usual amplitude; returns the structure and the strain tensor."""
         eps = rng.uniform(-self.settings.max_strain, self.settings.max_strain, (3, 3))
         eps = (eps + eps.T) / 2
-        out = _bare(atoms)
+        out = bare(atoms)
         out.set_cell(out.cell.array @ (np.eye(3) + eps), scale_atoms=True)
         out.positions += rng.normal(0.0, self.settings.rattle_stdev / 2, out.positions.shape)
         return out, eps
@@ -142,7 +143,7 @@ class AseExplorer:
         stopping early (halted) when gamma exceeds ``gamma_halt`` or forces turn non-finite
         (such a frame is dropped)."""
         s = self.settings
-        system = _bare(atoms)
+        system = bare(atoms)
         system.calc = potential.calculator(with_gamma=True)
         thermalize_momenta(system, temperature_K=temperature, rng=rng)
         dynamics = Langevin(system, s.md_timestep_fs * units.fs, temperature_K=temperature,
@@ -155,7 +156,7 @@ class AseExplorer:
             halted = gamma > s.gamma_halt or not finite
             if finite and (step % s.md_snapshot_every == 0 or halted):
                 frames.append(Candidate(
-                    _bare(system),
+                    bare(system),
                     {"generator": "md", "origin": origin, "temperature_K": temperature,
                      "md_step": step, "halted": halted},
                     gamma,
@@ -181,10 +182,8 @@ def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:
-    out = _bare(atoms)
+    out = bare(atoms)
     out.set_cell(out.cell.array * scale, scale_atoms=True)
     return out
 
 
-def _bare(atoms: Atoms) -> Atoms:
-    return Atoms(atoms.numbers, atoms.positions.copy(), cell=atoms.cell.array.copy(), pbc=True)

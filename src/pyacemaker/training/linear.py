@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.config import TrainerConfig
 from pyacemaker.dataset import to_pacemaker_dataframe
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.structures import bare
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.potential import Potential
 
@@ -93,10 +94,10 @@ def baseline_terms(structures: list[Atoms], baseline: ZBLCalculator) -> tuple[np
     """ZBL energies (eV, shape (n,)) and forces (eV/Angstrom, (n_atoms, 3) each)."""
     energies, forces = [], []
     for atoms in structures:
-        bare = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        bare.calc = baseline
-        energies.append(bare.get_potential_energy())
-        forces.append(bare.get_forces())
+        copy = bare(atoms)
+        copy.calc = baseline
+        energies.append(copy.get_potential_energy())
+        forces.append(copy.get_forces())
     return np.array(energies), forces
 
 
@@ -195,8 +196,7 @@ def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> No
     bconf.metadata["pyacemaker_reference_energies"] = str(potential.reference_energies)
     bconf.save(str(potential.yaml))
     basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
-    bare = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in train]
-    projections = compute_B_projections(bconf, bare)
+    projections = compute_B_projections(bconf, [bare(a) for a in train])
     active_set = compute_active_set(projections, tol=1.001, max_iters=300)
     save_active_inverse_set(str(potential.asi), compute_A_active_inverse(active_set),
                             elements_name=basis.elements_name)

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 from ase import Atoms
 
+from pyacemaker.structures import bare
 from pyacemaker.training.potential import Potential
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,9 @@ def max_gamma(potential: Potential, structures: list[Atoms]) -> np.ndarray:
     calc = potential.calculator(with_gamma=True)
     grades = []
     for atoms in structures:
-        bare = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        bare.calc = calc
-        bare.get_potential_energy()
+        copy = bare(atoms)
+        copy.calc = calc
+        copy.get_potential_energy()
         grades.append(float(np.max(calc.results["gamma"])))
     return np.array(grades)
 
@@ -59,8 +60,7 @@ def _maxvol_order(potential: Potential, structures: list[Atoms]) -> list[int]:
     bconf = BBasisConfiguration(str(potential.yaml))
     active_inverse = load_active_inverse_set(str(potential.asi))
     active = {species: np.linalg.pinv(inv) for species, inv in active_inverse.items()}
-    bare = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in structures]
-    frame = pd.DataFrame({"ase_atoms": bare})
+    frame = pd.DataFrame({"ase_atoms": [bare(a) for a in structures]})
     selected = select_structures_maxvol(frame, bconf, extra_A0_projections_dict=active,
                                         batch_size_option="none")
     return [int(i) for i in selected.index]
