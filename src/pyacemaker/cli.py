@@ -77,6 +77,9 @@ def run(
         state = Workflow(settings, console=console, show_progress=progress).run()
     except PyacemakerError as err:
         raise _fail(err) from None
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; nothing stored is lost. Resume with: pyacemaker run {config}")
+        raise typer.Exit(130) from None
     console.print(f"[bold green]done:[/] {state.stop_reason}; potential in "
                   f"{settings.workdir / 'potential'}")
 
