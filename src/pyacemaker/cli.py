@@ -108,13 +108,10 @@ def status(
 
 def _stored_targets(workdir: Path):
     """Targets from the workdir's resolved config, if it is readable."""
-    from pyacemaker.config import config_from_dict
-    from pyacemaker.orchestrator import RESOLVED_CONFIG
+    from pyacemaker.orchestrator import read_resolved_config
 
     try:
-        import yaml
-
-        return config_from_dict(yaml.safe_load((workdir / RESOLVED_CONFIG).read_text())).targets
+        return read_resolved_config(workdir).targets
     except (OSError, PyacemakerError, AttributeError):
         return None
 

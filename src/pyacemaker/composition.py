@@ -13,6 +13,12 @@ MAX_FORMULA_ATOMS = 40
 MAX_Z = 92  # ZBL and the oracles cover H..U
 
 
+def reduce_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Element counts divided by their greatest common divisor (``Ti2O4`` -> ``TiO2``)."""
+    divisor = gcd(*counts.values())
+    return {el: n // divisor for el, n in counts.items()}
+
+
 def parse_composition(formula: str) -> dict[str, int]:
     """Parse a formula such as ``TiO2`` into reduced element counts ``{'Ti': 1, 'O': 2}``.
 
@@ -44,10 +50,7 @@ def parse_composition(formula: str) -> dict[str, int]:
         raise ValueError(
             f"'{formula}' has {len(counts)} elements; at most {MAX_ELEMENTS} are supported"
         )
-    divisor = 0
-    for n in counts.values():
-        divisor = gcd(divisor, n)
-    reduced = {el: n // divisor for el, n in counts.items()}
+    reduced = reduce_counts(counts)
     if sum(reduced.values()) > MAX_FORMULA_ATOMS:
         raise ValueError(
             f"'{formula}' has {sum(reduced.values())} atoms per formula unit; at most "

@@ -74,6 +74,14 @@ class TargetsConfig(_Model):
     energy_rmse_mev_per_atom: float = Field(1.0, gt=0, description="meV/atom")
     force_rmse_ev_per_angstrom: float = Field(0.05, gt=0, description="eV/Angstrom")
 
+    def energy_met(self, rmse: float | None) -> bool:
+        """``rmse`` (meV/atom) exists and is within the target."""
+        return rmse is not None and rmse <= self.energy_rmse_mev_per_atom
+
+    def force_met(self, rmse: float | None) -> bool:
+        """``rmse`` (eV/Angstrom) exists and is within the target."""
+        return rmse is not None and rmse <= self.force_rmse_ev_per_angstrom
+
 
 class SeedsConfig(_Model):
     """Starting structures: from the composition, or from user files."""

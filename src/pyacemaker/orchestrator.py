@@ -32,8 +32,8 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
 from pyacemaker.oracle.pool import label_all
-from pyacemaker.state import IterationRecord, WorkflowState
-from pyacemaker.status import history_table
+from pyacemaker.state import WorkflowState, write_atomic
+from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.explore import AseExplorer, Explorer
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.training.linear import fit_linear_ace, load_fit
@@ -88,13 +88,9 @@ class Workflow:
         """Create the workdir, or check that a resumed run keeps its settings; write the
         resolved config."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        resolved = self.workdir / RESOLVED_CONFIG
-        if resolved.is_file():
-            stored = config_from_dict(yaml.safe_load(resolved.read_text()), source=str(resolved))
-            check_resumable(stored, self.config)
-        tmp = resolved.with_suffix(".yaml.tmp")
-        tmp.write_text(dump_config(self.config))
-        tmp.replace(resolved)
+        if (self.workdir / RESOLVED_CONFIG).is_file():
+            check_resumable(read_resolved_config(self.workdir), self.config)
+        write_atomic(self.workdir / RESOLVED_CONFIG, dump_config(self.config))
 
     # ------------------------------------------------------------------ phases
 
@@ -179,7 +175,7 @@ class Workflow:
         _publish(self.potential_dir(i), self.workdir / "potential")
         r = self.state.record(i)
         log.info("iteration %d: held-out RMSE %s meV/atom, %s eV/A (%d train, %d test structures)",
-                 i, _num(r.test_energy_rmse, ".2f"), _num(r.test_force_rmse, ".4f"), r.n_train,
+                 i, fmt(r.test_energy_rmse, "{:.2f}"), fmt(r.test_force_rmse, "{:.4f}"), r.n_train,
                  r.n_test)
         if i >= self.config.budget.max_iterations:
             self.finish(i, f"iteration budget reached ({i} iterations); targets "
@@ -208,7 +204,9 @@ class Workflow:
 
     def targets_met(self, iteration: int) -> bool:
         """Held-out errors of ``iteration`` within the targets."""
-        return _meets(self.state.record(iteration), self.config)
+        record, targets = self.state.record(iteration), self.config.targets
+        return targets.energy_met(record.test_energy_rmse) and targets.force_met(
+            record.test_force_rmse)
 
     def potential_dir(self, iteration: int) -> Path:
         return self.workdir / "iterations" / f"iter_{iteration:03d}" / "potential"
@@ -230,15 +228,16 @@ class Workflow:
         return [(a.info["origin"], a) for a in ase.io.read(path, ":", format="extxyz")]
 
 
-def _meets(record: IterationRecord, config: Config) -> bool:
-    t = config.targets
-    return (record.test_energy_rmse is not None and record.test_force_rmse is not None
-            and record.test_energy_rmse <= t.energy_rmse_mev_per_atom
-            and record.test_force_rmse <= t.force_rmse_ev_per_angstrom)
+def read_resolved_config(workdir: Path) -> Config:
+    """The settings a run in ``workdir`` was started with.
 
-
-def _num(value: float | None, pattern: str) -> str:
-    return "-" if value is None else format(value, pattern)
+    Raises
+    ------
+    ConfigError
+        The file does not validate (e.g. edited by hand).
+    """
+    path = workdir / RESOLVED_CONFIG
+    return config_from_dict(yaml.safe_load(path.read_text()), source=str(path))
 
 
 def _publish(source: Path, target: Path) -> None:

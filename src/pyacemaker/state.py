@@ -16,6 +16,17 @@ Phase = Literal["explore", "label", "train", "evaluate", "done"]
 STATE_FILE = "state.json"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a
+    partial one (temporary file, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 class IterationRecord(BaseModel):
     """What one iteration did; RMSEs are on the fixed held-out split."""
 
@@ -57,13 +68,7 @@ class WorkflowState(BaseModel):
 
     def save(self, workdir: Path) -> None:
         """Atomically replace ``workdir/state.json``."""
-        path = workdir / STATE_FILE
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(self.model_dump_json(indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(workdir / STATE_FILE, self.model_dump_json(indent=2))
 
     @classmethod
     def load(cls, workdir: Path) -> WorkflowState:

@@ -19,15 +19,13 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
                  "time s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in sorted(state.history, key=lambda r: r.iteration):
-        e_ok = targets and r.test_energy_rmse is not None and \
-            r.test_energy_rmse <= targets.energy_rmse_mev_per_atom
-        f_ok = targets and r.test_force_rmse is not None and \
-            r.test_force_rmse <= targets.force_rmse_ev_per_angstrom
+        e_ok = targets.energy_met(r.test_energy_rmse) if targets else None
+        f_ok = targets.force_met(r.test_force_rmse) if targets else None
         table.add_row(
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
-            str(r.selected), _fmt(r.test_energy_rmse, "{:.2f}", e_ok),
-            _fmt(r.test_force_rmse, "{:.4f}", f_ok), _fmt(r.max_gamma, "{:.3g}"),
-            f"{r.halts}/{r.md_runs}" if r.md_runs else "-", _fmt(r.functions_per_element, "{}"),
+            str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
+            fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
+            f"{r.halts}/{r.md_runs}" if r.md_runs else "-", fmt(r.functions_per_element, "{}"),
             f"{r.label_seconds + r.fit_seconds:.0f}",
         )
     return table
@@ -44,7 +42,9 @@ def _caption(state: WorkflowState) -> str:
     return f"in progress: iteration {state.iteration}, phase {state.phase}"
 
 
-def _fmt(value: float | int | None, pattern: str, ok: bool | None = None) -> str:
+def fmt(value: float | int | None, pattern: str, ok: bool | None = None) -> str:
+    """``value`` formatted by ``pattern``, ``-`` when missing; green/red markup when ``ok`` is
+    given."""
     if value is None:
         return "-"
     text = pattern.format(value)

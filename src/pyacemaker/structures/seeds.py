@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from math import ceil, gcd, sqrt
+from math import ceil, sqrt
 from pathlib import Path
 
 import ase.io
@@ -17,6 +17,7 @@ from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.neighborlist import neighbor_list
 from ase.spacegroup import crystal
 
+from pyacemaker.composition import reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
 
@@ -97,11 +98,11 @@ def _fit(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool
     return best
 
 
-def _too_close(atoms: Atoms, factor: float = MIN_DISTANCE_FACTOR) -> str | None:
-    """Describe the first pair closer than ``factor`` x (sum of covalent radii), or None."""
+def _too_close(atoms: Atoms) -> str | None:
+    """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
     radii = np.array([_radius(s) for s in atoms.get_chemical_symbols()])
-    i, j, d = neighbor_list("ijd", atoms, float(2 * radii.max() * factor))
-    bad = np.nonzero(d < factor * (radii[i] + radii[j]))[0]
+    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
+    bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
     if bad.size == 0:
         return None
     k = bad[0]
@@ -184,9 +185,8 @@ def _prototypes(composition: dict[str, int]) -> list[tuple[str, Atoms]]:
 
 def prototype_names(composition: dict[str, int]) -> list[str]:
     """Names of the prototypes available for ``composition`` (e.g. ``["rutile", "fluorite"]``)."""
-    divisor = gcd(*composition.values())
-    reduced = {el: n // divisor for el, n in composition.items()}
-    return [origin.removeprefix("prototype:") for origin, _ in _prototypes(reduced)]
+    return [origin.removeprefix("prototype:")
+            for origin, _ in _prototypes(reduce_counts(composition))]
 
 
 def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
@@ -261,8 +261,7 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
     ConfigError
         Unreadable or invalid user file, or no structure could be made for the composition.
     """
-    divisor = gcd(*composition.values())
-    composition = {el: n // divisor for el, n in composition.items()}
+    composition = reduce_counts(composition)
     if settings.files:
         files = enumerate(settings.files)
         seeds = [s for i, path in files for s in _read_file(i, Path(path), composition)]
