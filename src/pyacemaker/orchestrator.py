@@ -11,6 +11,7 @@ Workdir layout::
     dataset.db             structures, labels and provenance (ase.db / SQLite)
     seeds.extxyz           the starting structures
     iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
+    iterations/iter_NNN/md/RUN/      LAMMPS input, log and dumps of each MD run
     potential/             copy of the latest potential
     run.log                the log of every session
 """
@@ -31,10 +32,11 @@ from rich.console import Console
 from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
+from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.oracle.pool import label_all
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
-from pyacemaker.structures.explore import AseExplorer, Explorer
+from pyacemaker.structures.explore import Explorer, StandardExplorer
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.training.linear import fit_linear_ace, load_fit
 from pyacemaker.training.potential import Potential
@@ -55,7 +57,7 @@ class Workflow:
         self.workdir = config.workdir
         self.console = console or Console()
         self.show_progress = show_progress
-        self.explorer = explorer or AseExplorer(config.exploration, show_progress)
+        self.explorer = explorer or standard_explorer(config, show_progress)
         self.state = WorkflowState()
         self.dataset: Dataset | None = None
 
@@ -103,7 +105,7 @@ class Workflow:
             return
         potential = None if i == 0 else self.potential_of(i - 1)
         log.info("iteration %d: exploring%s", i, "" if potential else " (seed structures)")
-        result = self.explorer.explore(self.starts(), potential, i)
+        result = self.explorer.explore(self.starts(), potential, i, self.iteration_dir(i) / "md")
         room = self.config.budget.max_labels - self.dataset.count()
         atoms = [c.atoms for c in result.candidates]
         if potential is None:
@@ -116,6 +118,7 @@ class Workflow:
         record = self.state.record(i)
         record.candidates = len(atoms)
         record.md_runs, record.halts = result.md_runs, result.halts
+        record.md_failures = len(result.md_failures)
         record.max_gamma = result.max_gamma if potential else None
         record.selected = len(chosen)
         self.state.save(self.workdir)
@@ -209,7 +212,10 @@ class Workflow:
             record.test_force_rmse)
 
     def potential_dir(self, iteration: int) -> Path:
-        return self.workdir / "iterations" / f"iter_{iteration:03d}" / "potential"
+        return self.iteration_dir(iteration) / "potential"
+
+    def iteration_dir(self, iteration: int) -> Path:
+        return self.workdir / "iterations" / f"iter_{iteration:03d}"
 
     def potential_of(self, iteration: int) -> Potential:
         return Potential.load(self.potential_dir(iteration))
@@ -226,6 +232,14 @@ class Workflow:
             ase.io.write(tmp, [a for _, a in seeds], format="extxyz")
             tmp.replace(path)
         return [(a.info["origin"], a) for a in ase.io.read(path, ":", format="extxyz")]
+
+
+def standard_explorer(config: Config, show_progress: bool = True) -> StandardExplorer:
+    """The explorer with the configured LAMMPS; raises EngineSetupError naming the fix when
+    LAMMPS or its ML-PACE plugin is missing."""
+    engine = LammpsEngine(config.dynamics.lammps_command, config.dynamics.timeout_s)
+    engine.check()
+    return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress)
 
 
 def read_resolved_config(workdir: Path) -> Config:

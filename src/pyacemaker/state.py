@@ -34,6 +34,7 @@ class IterationRecord(BaseModel):
     candidates: int = 0
     md_runs: int = 0
     halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
+    md_failures: int = Field(0, description="MD runs LAMMPS could not finish (lost atoms, crash)")
     max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
     selected: int = 0
     labels_total: int = Field(0, description="labelled structures after this iteration")

@@ -1,28 +1,34 @@
 """Exploration: candidate structures for labelling, behind one interface.
 
 ``Explorer.explore`` takes the starting structures and the current potential (``None`` before
-the first fit) and returns candidates with provenance and extrapolation grade. The ASE
-implementation perturbs the starts (rattle, strain) and runs short Langevin MD with the current
-ACE + ZBL potential, stopping a run when gamma exceeds the halt threshold.
+the first fit) and returns candidates with provenance and extrapolation grade. The standard
+explorer perturbs the starts (rattle, strain) and runs LAMMPS MD with the current ACE + ZBL
+potential, which dumps frames whose gamma exceeds the collect threshold and halts above the
+halt threshold.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from ase import Atoms, units
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import thermalize_momenta
+from ase import Atoms
 from rich.progress import MofNCompleteColumn, Progress
 
 from pyacemaker.config import ExplorationConfig
+from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
+from pyacemaker.errors import ParseError
 from pyacemaker.structures import bare
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
 
-LANGEVIN_FRICTION = 0.01  # 1/fs
+log = logging.getLogger(__name__)
+
 SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, most likely
 # first: prototypes scaled from covalent radii can miss the lattice constant by ~10%; later
 # iterations start from the fitted potential's own minimum (``equilibrate``)
@@ -45,6 +51,7 @@ class ExplorationResult:
     candidates: list[Candidate] = field(default_factory=list)
     md_runs: int = 0
     halts: int = 0
+    md_failures: list[str] = field(default_factory=list)
 
     @property
     def max_gamma(self) -> float:
@@ -55,19 +62,24 @@ class Explorer(Protocol):
     """Anything that proposes candidates for labelling."""
 
     def explore(self, starts: list[tuple[str, Atoms]], potential: Potential | None,
-                iteration: int) -> ExplorationResult: ...
+                iteration: int, folder: Path) -> ExplorationResult:
+        """Candidates for ``iteration``; MD and other files go into ``folder``."""
+        ...
 
 
-class AseExplorer:
-    """Rattle, strain and ASE Langevin MD with the current potential; reproducible per
-    iteration (the random stream is seeded by ``random_seed`` and the iteration)."""
+class StandardExplorer:
+    """Rattle, strain and LAMMPS MD with the current potential; reproducible per iteration
+    (random streams and MD velocity seeds derive from ``random_seed`` and the iteration)."""
 
-    def __init__(self, settings: ExplorationConfig, show_progress: bool = True) -> None:
+    def __init__(self, settings: ExplorationConfig, engine: LammpsEngine, md_workers: int = 1,
+                 show_progress: bool = True) -> None:
         self.settings = settings
+        self.engine = engine
+        self.md_workers = md_workers
         self.show_progress = show_progress
 
     def explore(self, starts: list[tuple[str, Atoms]], potential: Potential | None,
-                iteration: int) -> ExplorationResult:
+                iteration: int, folder: Path) -> ExplorationResult:
         rng = np.random.default_rng([self.settings.random_seed, iteration])
         if potential is None:
             return ExplorationResult(self.initial(starts, rng))
@@ -78,15 +90,43 @@ class AseExplorer:
         gammas = max_gamma(potential, [c.atoms for c in result.candidates])
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
-        runs = [(origin, atoms, t) for origin, atoms in starts for t in self.settings.md_temperatures]
+        runs = self.md_runs(starts, rng)
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
-                      disable=not self.show_progress) as progress:
-            for origin, atoms, temperature in progress.track(runs, description="exploring (MD)"):
-                frames, halted = self.md(atoms, origin, potential, temperature, rng)
-                result.candidates.extend(frames)
+                      disable=not self.show_progress) as progress, \
+                ThreadPoolExecutor(self.md_workers) as pool:
+            task = progress.add_task("exploring (LAMMPS MD)", total=len(runs))
+            futures = [pool.submit(self.engine.run, atoms, potential, request, folder / name)
+                       for name, _, atoms, request in runs]
+            for (name, origin, _, _), future in zip(runs, futures, strict=True):
+                md = future.result()
+                progress.advance(task)
                 result.md_runs += 1
-                result.halts += halted
+                result.halts += md.status == "halted"
+                if md.status == "failed":
+                    log.warning("MD run %s failed: %s (files in %s)", name, md.error, md.folder)
+                    result.md_failures.append(f"{name}: {md.error}")
+                result.candidates.extend(md_candidates(md, origin))
         return result
+
+    def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
+                ) -> list[tuple[str, str, Atoms, MDRequest]]:
+        """``(folder name, origin, start, request)`` for every start at every temperature and
+        pressure (NVT when no pressures are set); velocity seeds come from ``rng``."""
+        s = self.settings
+        pressures: list[float | None] = list(s.md_pressures_gpa) or [None]
+        runs = []
+        for k, (origin, atoms) in enumerate(starts):
+            for temperature in s.md_temperatures:
+                for pressure in pressures:
+                    request = MDRequest(
+                        temperature_k=temperature, steps=s.md_steps, timestep_fs=s.md_timestep_fs,
+                        gamma_every=s.md_gamma_every, gamma_collect=s.gamma_collect,
+                        gamma_halt=s.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
+                        pressure_gpa=pressure)
+                    name = re.sub(r"[^\w.-]", "_", f"{k:02d}_{origin}_{temperature:g}K" + (
+                        "" if pressure is None else f"_{pressure:g}GPa"))
+                    runs.append((name, origin, atoms, request))
+        return runs
 
     def initial(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator) -> list[Candidate]:
         """``seed_labels`` structures before any potential exists: each start at each of the
@@ -137,33 +177,26 @@ class AseExplorer:
         out.positions += rng.normal(0.0, self.settings.rattle_stdev / 2, out.positions.shape)
         return out, eps
 
-    def md(self, atoms: Atoms, origin: str, potential: Potential, temperature: float,
-           rng: np.random.Generator) -> tuple[list[Candidate], bool]:
-        """Langevin NVT at ``temperature`` (K); a snapshot every ``md_snapshot_every`` steps,
-        stopping early (halted) when gamma exceeds ``gamma_halt`` or forces turn non-finite
-        (such a frame is dropped)."""
-        s = self.settings
-        system = bare(atoms)
-        system.calc = potential.calculator(with_gamma=True)
-        thermalize_momenta(system, temperature_K=temperature, rng=rng)
-        dynamics = Langevin(system, s.md_timestep_fs * units.fs, temperature_K=temperature,
-                            friction=LANGEVIN_FRICTION / units.fs, fixcm=False, rng=rng)
-        frames = []
-        for step in range(1, s.md_steps + 1):
-            dynamics.run(1)
-            gamma = float(np.max(system.calc.results["gamma"]))
-            finite = np.all(np.isfinite(system.get_forces()))
-            halted = gamma > s.gamma_halt or not finite
-            if finite and (step % s.md_snapshot_every == 0 or halted):
-                frames.append(Candidate(
-                    bare(system),
-                    {"generator": "md", "origin": origin, "temperature_K": temperature,
-                     "md_step": step, "halted": halted},
-                    gamma,
-                ))
-            if halted:
-                return frames, True
-        return frames, False
+def md_candidates(md: MDResult, origin: str) -> list[Candidate]:
+    """Candidates from one MD run: its extrapolative frames and its last frame (a failed run
+    gives the frames written before the failure)."""
+    request = md.request
+    provenance = {"generator": "md", "origin": origin, "temperature_K": request.temperature_k,
+                  "md_status": md.status}
+    if request.pressure_gpa is not None:
+        provenance["pressure_GPa"] = request.pressure_gpa
+    frames: list[tuple[int, Atoms]] = []
+    try:
+        frames.extend(md.extrapolative_frames())
+        final = md.final_frame() if md.status != "failed" else None
+    except ParseError as err:  # a dump cut short by a crash: keep the frames before it
+        log.warning("MD run in %s: %s", md.folder, err)
+        final = None
+    if final is not None and final[0] not in {step for step, _ in frames}:
+        frames.append(final)
+    return [Candidate(bare(atoms), {**provenance, "md_step": step},
+                      float(np.max(atoms.arrays["gamma"])))
+            for step, atoms in frames]
 
 
 def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:

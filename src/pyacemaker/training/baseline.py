@@ -26,12 +26,15 @@ def zbl_pair_commands(elements: list[str], inner: float, outer: float) -> list[s
     elements : element symbols in LAMMPS type order
     inner, outer : switching range in Angstrom
     """
-    lines = [f"pair_style zbl {inner} {outer}"]
+    return [f"pair_style zbl {inner} {outer}", *zbl_pair_coeffs(elements)]
+
+
+def zbl_pair_coeffs(elements: list[str], substyle: str = "") -> list[str]:
+    """``pair_coeff i j [substyle] Zi Zj`` for every type pair (``substyle`` under hybrid)."""
     z = [atomic_numbers[e] for e in elements]
-    for i in range(len(z)):
-        for j in range(i, len(z)):
-            lines.append(f"pair_coeff {i + 1} {j + 1} {z[i]} {z[j]}")
-    return lines
+    prefix = f" {substyle}" if substyle else ""
+    return [f"pair_coeff {i + 1} {j + 1}{prefix} {z[i]} {z[j]}"
+            for i in range(len(z)) for j in range(i, len(z))]
 
 
 class ZBLCalculator(Calculator):
