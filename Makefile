@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 .PHONY: quickstart test lint clean
 
 quickstart: $(STAMP)
+	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
 test: $(STAMP)
+	$(BIN)/pyacemaker doctor
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 

@@ -24,6 +24,7 @@ TESTS = Path(__file__).parent
 SMALL = {
     "composition": "Cu",
     "budget": {"max_iterations": 2, "max_labels": 60},
+    "targets": {"energy_rmse_mev_per_atom": 0.001},  # out of reach: the budget ends the run
     "exploration": {"seed_labels": 16, "labels_per_iteration": 8, "md_steps": 30,
                     "md_temperatures": [700]},
 }
@@ -51,6 +52,8 @@ def test_two_iteration_emt_loop_leaves_everything_in_workdir(tmp_path):
     state = WorkflowState.load(run)
     assert state.phase == "done" and "iteration budget" in state.stop_reason
     assert [r.iteration for r in state.history] == [0, 1, 2]
+    md_logs = list((run / "iterations" / "iter_001" / "md").glob("*/log.lammps"))
+    assert md_logs and len(md_logs) == state.history[1].md_runs  # exploration ran LAMMPS
     assert all(r.test_energy_rmse is not None for r in state.history)
     rows = list(connect(str(run / "dataset.db")).select())
     total = state.history[-1].labels_total

@@ -136,6 +136,7 @@ def doctor(
         if command:
             results.append(checks.lammps_command(command))
     table = Table("component", "", "detail", title="pyacemaker doctor")
+    table.columns[2].overflow = "fold"
     for r in results:
         mark = "[green]ok[/]" if r.ok else ("[red]missing[/]" if r.required else "[yellow]--[/]")
         table.add_row(r.name, mark, r.detail)

