@@ -210,3 +210,30 @@ def test_parsers_stream_and_name_bad_files(tmp_path):
                     "0 3\n0 3\n0 3\nITEM: ATOMS id type x y z\n1 1 0 0 0\n")
     with pytest.raises(ParseError, match="bad.dump"):
         list(iter_dump(dump, ["Cu"]))
+
+
+def test_run_without_plugin_stops_at_start_naming_doctor(tmp_path, monkeypatch):
+    import yaml
+    from typer.testing import CliRunner
+
+    from pyacemaker.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"composition": "Cu", "workdir": str(tmp_path / "run"),
+                                      "oracle": {"engine": "emt"}}))
+    monkeypatch.setenv("PYACEMAKER_CACHE_DIR", str(tmp_path / "empty-cache"))
+    result = CliRunner().invoke(app, ["run", str(config), "--no-progress"])
+    assert result.exit_code == 2
+    assert "pyacemaker doctor" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "dataset.db").exists()  # stopped before any work
+
+
+@pytest.mark.parametrize("command, message", [("", "empty command"),
+                                              ("lmp -in 'x", "check its quotes")])
+def test_lammps_command_setting_is_checked(command, message):
+    from pyacemaker.config import config_from_dict
+    from pyacemaker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"dynamics.lammps_command.*{message}"):
+        config_from_dict({"composition": "Cu", "workdir": "w", "oracle": {"engine": "emt"},
+                          "dynamics": {"lammps_command": command}})
