@@ -4,7 +4,7 @@ plugin, one core) for fcc Cu with 108 and 864 atoms, NVE at 600 K.
 Compares ACE + ZBL (``pair_style hybrid/overlay pace zbl``), the same with the extrapolation
 grade gamma (``pace/extrapolation`` + ``fix pair``, the halt check of exploration) every 10
 steps and every step, and ``pair_style eam`` (Cu_u3) in the same process. The ACE potentials
-are linear fits to EMT copper with 40 and 150 functions per element.
+are linear fits to the tests' EMT copper cells (strained, rattled) with 40 and 150 functions per element.
 
     .venv/bin/python benchmarks/md_throughput.py [--atom-steps 200000]
 """
@@ -12,14 +12,11 @@ are linear fits to EMT copper with 40 and 150 functions per element.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from rich.console import Console
 from rich.table import Table
 
@@ -30,29 +27,20 @@ from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.training.linear import fit_linear_ace
 from pyacemaker.training.potential import Potential
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.conftest import emt_copper  # noqa: E402  (the tests' EMT copper cells)
+
 SIZES = {108: 3, 864: 6}  # atoms: cubic fcc repeats
 EAM_FILE = "Cu_u3.eam"
 EAM_SPEEDUP = 20  # eam runs this many more steps so that its timing is as long
-
-
-def copper_data(n: int, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
-        atoms.positions += rng.normal(0.0, rng.uniform(0.02, 0.15), atoms.positions.shape)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
-    return out
 
 
 def fit(functions: int, folder: Path) -> Potential:
     inner, outer = default_zbl_range(["Cu"])
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), functions_per_element=functions,
                              zbl_inner=inner, zbl_outer=outer)
-    potential, _ = fit_linear_ace(copper_data(40, 1), copper_data(8, 2), ["Cu"], settings, folder)
+    potential, _ = fit_linear_ace(emt_copper(40, 1), emt_copper(8, 2), ["Cu"], settings, folder)
     return potential
 
 

@@ -10,6 +10,14 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 
+def emt_labelled(atoms: Atoms) -> Atoms:
+    """``atoms`` carrying its EMT energy and forces as a single-point result."""
+    atoms.calc = EMT()
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+    return atoms
+
+
 def emt_copper(n: int, seed: int) -> list[Atoms]:
     """``n`` strained and rattled 32-atom fcc Cu cells with EMT energies and forces."""
     rng = np.random.default_rng(seed)
@@ -19,10 +27,7 @@ def emt_copper(n: int, seed: int) -> list[Atoms]:
         strain = rng.uniform(-0.04, 0.04, (3, 3))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + (strain + strain.T) / 2), scale_atoms=True)
         atoms.positions += rng.normal(0.0, rng.uniform(0.01, 0.12), atoms.positions.shape)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
+        out.append(emt_labelled(atoms))
     return out
 
 

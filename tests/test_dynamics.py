@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from pyacemaker.config import TrainerConfig, default_zbl_range
@@ -23,6 +21,7 @@ from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.errors import EngineSetupError, ParseError
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import fit_linear_ace
+from tests.conftest import emt_labelled
 
 ELEMENTS = ["Au", "Cu"]
 
@@ -38,21 +37,14 @@ def alloy(seed: int, rattle: float = 0.05, shear: float = 0.03) -> Atoms:
     return atoms
 
 
-def labelled(atoms: Atoms) -> Atoms:
-    atoms.calc = EMT()
-    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-    return atoms
-
-
 @pytest.fixture(scope="module")
 def potential(tmp_path_factory):
     """Linear ACE (8 functions per element) fitted to 16 near-equilibrium EMT CuAu cells."""
     inner, outer = default_zbl_range(ELEMENTS)
     settings = TrainerConfig(cutoff=5.0, functions_per_element=8, zbl_inner=inner,
                              zbl_outer=outer)
-    train = [labelled(alloy(seed)) for seed in range(16)]
-    test = [labelled(alloy(seed)) for seed in range(100, 104)]
+    train = [emt_labelled(alloy(seed)) for seed in range(16)]
+    test = [emt_labelled(alloy(seed)) for seed in range(100, 104)]
     folder = tmp_path_factory.mktemp("cuau") / "potential"
     fitted, _ = fit_linear_ace(train, test, ELEMENTS, settings, folder)
     return fitted
@@ -237,3 +229,17 @@ def test_lammps_command_setting_is_checked(command, message):
     with pytest.raises(ConfigError, match=f"dynamics.lammps_command.*{message}"):
         config_from_dict({"composition": "Cu", "workdir": "w", "oracle": {"engine": "emt"},
                           "dynamics": {"lammps_command": command}})
+
+
+def test_doctor_reports_the_plugin_and_a_missing_one(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pyacemaker.cli import app
+
+    ok = CliRunner().invoke(app, ["doctor", "--check"])
+    assert ok.exit_code == 0, ok.output
+    assert "ML-PACE plugin" in ok.output and "paceplugin.so" in ok.output.replace("\n", "")
+    monkeypatch.setenv("PYACEMAKER_CACHE_DIR", str(tmp_path / "empty-cache"))
+    missing = CliRunner().invoke(app, ["doctor", "--check"])
+    assert missing.exit_code == 1 and "missing" in missing.output
+    assert not (tmp_path / "empty-cache").exists()  # --check builds nothing
