@@ -7,13 +7,13 @@ from typing import Any
 from rich.table import Table
 
 from pyacemaker.config import TargetsConfig
-from pyacemaker.state import WorkflowState
+from pyacemaker.state import IterationRecord, WorkflowState
 
 
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
     """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
-    when within target), max candidate gamma, halted/total MD runs, basis size, seconds spent
-    labelling and fitting."""
+    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗),
+    basis size, seconds spent labelling and fitting."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
     for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "basis",
                  "time s"):
@@ -25,10 +25,16 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
-            f"{r.halts}/{r.md_runs}" if r.md_runs else "-", fmt(r.functions_per_element, "{}"),
+            _md_runs(r), fmt(r.functions_per_element, "{}"),
             f"{r.label_seconds + r.fit_seconds:.0f}",
         )
     return table
+
+
+def _md_runs(r: IterationRecord) -> str:
+    if not r.md_runs:
+        return "-"
+    return f"{r.halts}/{r.md_runs}" + (f" ({r.md_failures}✗)" if r.md_failures else "")
 
 
 def status_dict(state: WorkflowState) -> dict[str, Any]:
