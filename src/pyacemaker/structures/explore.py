@@ -9,6 +9,7 @@ halt threshold.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +106,8 @@ class StandardExplorer:
                 if md.status == "failed":
                     log.warning("MD run %s failed: %s (files in %s)", name, md.error, md.folder)
                     result.md_failures.append(f"{name}: {md.error}")
-                result.candidates.extend(md_candidates(md, origin))
+                result.candidates.extend(
+                    md_candidates(md, origin, self.settings.labels_per_iteration))
         return result
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
@@ -177,26 +179,30 @@ class StandardExplorer:
         out.positions += rng.normal(0.0, self.settings.rattle_stdev / 2, out.positions.shape)
         return out, eps
 
-def md_candidates(md: MDResult, origin: str) -> list[Candidate]:
-    """Candidates from one MD run: its extrapolative frames and its last frame (a failed run
-    gives the frames written before the failure)."""
+def md_candidates(md: MDResult, origin: str, keep: int) -> list[Candidate]:
+    """Candidates from one MD run: the ``keep`` extrapolative frames of highest gamma (the dump
+    is streamed; no more than ``keep`` frames are held) and the last frame. A failed run gives
+    the frames written before the failure."""
     request = md.request
     provenance = {"generator": "md", "origin": origin, "temperature_K": request.temperature_k,
                   "md_status": md.status}
     if request.pressure_gpa is not None:
         provenance["pressure_GPa"] = request.pressure_gpa
-    frames: list[tuple[int, Atoms]] = []
+    best: list[tuple[float, int, Atoms]] = []  # min-heap on gamma; steps are unique
+    final = None
     try:
-        frames.extend(md.extrapolative_frames())
-        final = md.final_frame() if md.status != "failed" else None
+        for step, atoms in md.extrapolative_frames():
+            item = (float(np.max(atoms.arrays["gamma"])), step, atoms)
+            (heapq.heappush if len(best) < keep else heapq.heappushpop)(best, item)
+        if md.status != "failed":
+            final = md.final_frame()
     except ParseError as err:  # a dump cut short by a crash: keep the frames before it
         log.warning("MD run in %s: %s", md.folder, err)
-        final = None
-    if final is not None and final[0] not in {step for step, _ in frames}:
-        frames.append(final)
-    return [Candidate(bare(atoms), {**provenance, "md_step": step},
-                      float(np.max(atoms.arrays["gamma"])))
-            for step, atoms in frames]
+    frames = sorted(best, key=lambda item: item[1])
+    if final is not None and final[0] not in {step for _, step, _ in frames}:
+        frames.append((float(np.max(final[1].arrays["gamma"])), *final))
+    return [Candidate(bare(atoms), {**provenance, "md_step": step}, gamma)
+            for gamma, step, atoms in frames]
 
 
 def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:
