@@ -67,3 +67,16 @@ def test_labels_and_failures_are_stored_with_settings(tmp_path):
     df = to_pacemaker_dataframe([labelled])
     assert df["energy"].tolist() == [-1.5] and df["NUMBER_OF_ATOMS"].tolist() == [4]
     assert df["ase_atoms"][0].calc is None
+
+
+def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path):
+    """A SIGKILL can land inside a write; ase.db's lock file would then remain. The dataset
+    relies on SQLite's own locking, so a resumed run goes on (this hung before the fix)."""
+    data = Dataset(tmp_path / "d.db", test_fraction=0.1)
+    data.add_pending([(rattled(0), {"iteration": 0})])
+    (tmp_path / "d.db.lock").write_text("")  # what a killed writer leaves behind
+    resumed = Dataset(tmp_path / "d.db", test_fraction=0.1)
+    (row_id, _), = resumed.pending()
+    resumed.store_label(row_id, LabelResult(ok=False, reason="test"))
+    assert resumed.add_pending([(rattled(1), {"iteration": 0})]) == 1
+    assert resumed.counts() == {"failed": 1, "pending": 1}

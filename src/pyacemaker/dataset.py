@@ -56,7 +56,9 @@ class Dataset:
     def __init__(self, path: Path | str, test_fraction: float) -> None:
         self.path = Path(path)
         self.test_fraction = test_fraction
-        self._db = connect(str(self.path), type="db")
+        # SQLite transactions keep the file consistent; ase.db's extra lock file would survive
+        # a SIGKILL and make the resumed run wait for it forever
+        self._db = connect(str(self.path), type="db", use_lock_file=False)
 
     def add_pending(self, items: list[tuple[Atoms, dict[str, Any]]]) -> int:
         """Add structures to be labelled, skipping known hashes; return how many were new.

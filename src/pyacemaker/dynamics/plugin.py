@@ -69,7 +69,7 @@ def require_plugin() -> Path:
     if path is None:
         raise EngineSetupError(
             f"the LAMMPS ML-PACE plugin is not built (expected {plugin_path()}); run "
-            "`pyacemaker doctor` to build it (about 3 minutes), or set dynamics.lammps_command "
+            "`pyacemaker doctor` to build it (about 2 minutes), or set dynamics.lammps_command "
             "to a LAMMPS executable that has ML-PACE"
         )
     return path
@@ -107,7 +107,7 @@ def build_plugin(step: Callable[[str], None] = lambda _: None) -> Path:
         _run(["cmake", "-S", str(files("pyacemaker.dynamics") / "mlpace"), "-B", str(build),
               f"-DACE_SOURCE={ace_source}", f"-DPACE_SOURCE={pace_source}",
               f"-DLAMMPS_PREFIX={_lammps_prefix()}", f"-DMPI_PREFIX={sys.prefix}"], log)
-        step("compiling (about 3 minutes on 2 cores)")
+        step("compiling (about 1.5 minutes on 2 cores)")
         _run(["cmake", "--build", str(build), "--target", "paceplugin",
               "-j", str(os.cpu_count() or 1)], log)
         built = build / PLUGIN_FILE
