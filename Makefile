@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+QE := /usr/bin/pw.x /usr/share/espresso/pseudo
 
 .PHONY: quickstart test lint clean
 
@@ -13,13 +14,17 @@ quickstart: $(STAMP)
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP)
+test: $(STAMP) $(QE)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
+$(QE):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y quantum-espresso quantum-espresso-data
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }

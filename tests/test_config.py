@@ -54,7 +54,7 @@ BAD = {
     "too many elements": (with_(composition="LiNaKRbCs"), ["composition", "at most 4"]),
     "missing field": ({"composition": "Cu", "oracle": {"engine": "emt"}}, ["workdir", "runs/tio2"]),
     "unknown engine": (with_(oracle__engine="gaussian"), ["oracle.engine", "ase:<module>:<Class>"]),
-    "engine not available yet": (with_(oracle__engine="espresso"), ["oracle.engine", "not available"]),
+    "engine not available yet": (with_(oracle__engine="vasp"), ["oracle.engine", "not available"]),
     "emt cannot label": (with_(oracle__engine="emt"), ["oracle.engine", "Ti", "tblite"]),
     "missing seed file": (with_(seeds__files=["nope.cif"]), ["seeds.files.0", "nope.cif", "not found"]),
     "zbl range": (with_(trainer__zbl_inner=1.0, trainer__zbl_outer=0.8), ["trainer.zbl_inner"]),

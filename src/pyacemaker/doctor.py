@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,3 +93,11 @@ def lammps_command(command: str) -> Check:
         return Check("dynamics.lammps_command", False, str(err))
     return Check("dynamics.lammps_command", True, f"{command} (has pace/extrapolation)")
 
+
+
+def quantum_espresso() -> Check:
+    """pw.x for the espresso oracle (optional: other oracles need no DFT code)."""
+    path = shutil.which("pw.x")
+    return Check("Quantum ESPRESSO", path is not None,
+                 path or "pw.x not on PATH (`apt-get install quantum-espresso "
+                 "quantum-espresso-data`)", required=False)

@@ -12,6 +12,7 @@ Workdir layout::
     seeds.extxyz           the starting structures
     iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
     iterations/iter_NNN/md/RUN/      LAMMPS input, log and dumps of each MD run
+    dft/HASH/attempt_N/    pw.x input and output of each attempt (espresso)
     potential/             copy of the latest potential
     run.log                the log of every session
 """
@@ -144,7 +145,8 @@ class Workflow:
                  self.config.oracle.engine)
         record = self.state.record(i)
         record.label_seconds += _timed(lambda: label_all(
-            self.config.oracle, pending, self.dataset.store_label, self.show_progress))
+            self.config.oracle, pending, self.dataset.store_label, self.workdir / "dft",
+            self.show_progress))
         record.labels_total = self.dataset.count(status=LABELLED)
         record.failed_total = self.dataset.count(status=FAILED)
         if record.failed_total:

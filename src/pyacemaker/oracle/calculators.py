@@ -53,7 +53,8 @@ class CalculatorOracle:
     """Labels structures with an ASE calculator; a calculator exception becomes a failed label."""
 
     def __init__(self, settings: OracleConfig) -> None:
-        self.settings: dict[str, Any] = settings.model_dump(mode="json", exclude={"workers"})
+        self.settings: dict[str, Any] = settings.model_dump(mode="json",
+                                                            exclude={"workers", "dft"})
         self._make = calculator_factory(settings)
 
     def label(self, atoms: Atoms) -> LabelResult:

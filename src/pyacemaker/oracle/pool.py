@@ -6,23 +6,33 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
 from ase import Atoms
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from pyacemaker.config import OracleConfig
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.oracle.base import LabelResult, Oracle
 
 _oracle = None
 
 
-def _start_worker(settings: OracleConfig) -> None:
+def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
+    """The oracle for ``settings``; file-based engines work in folders under ``scratch``."""
+    if settings.engine == "espresso":
+        from pyacemaker.oracle.espresso import EspressoOracle
+
+        return EspressoOracle(settings, scratch)
+    from pyacemaker.oracle.calculators import CalculatorOracle
+
+    return CalculatorOracle(settings)
+
+
+def _start_worker(settings: OracleConfig, scratch: Path) -> None:
     """Worker initialiser: one engine thread per process, one oracle per process."""
     global _oracle
     os.environ["OMP_NUM_THREADS"] = "1"
-    from pyacemaker.oracle.calculators import CalculatorOracle
-
-    _oracle = CalculatorOracle(settings)
+    _oracle = make_oracle(settings, scratch)
 
 
 def _label(row_id: int, atoms: Atoms) -> tuple[int, LabelResult]:
@@ -33,9 +43,11 @@ def label_all(
     settings: OracleConfig,
     items: list[tuple[int, Atoms]],
     on_result: Callable[[int, LabelResult], None],
+    scratch: Path,
     show_progress: bool = True,
 ) -> None:
-    """Label ``items`` (row id, atoms) with ``settings.workers`` processes.
+    """Label ``items`` (row id, atoms) with ``settings.workers`` processes; engines that write
+    files do so under ``scratch``.
 
     ``on_result(row_id, result)`` runs in this process as each label arrives, so a killed
     run loses at most the calculations in flight.
@@ -47,7 +59,7 @@ def label_all(
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), disable=not show_progress)
     with progress, ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                       initargs=(settings,)) as pool:
+                                       initargs=(settings, scratch)) as pool:
         task = progress.add_task(f"labelling ({settings.engine})", total=len(items))
         futures = [pool.submit(_label, row_id, atoms) for row_id, atoms in items]
         for future in as_completed(futures):

