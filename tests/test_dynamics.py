@@ -248,22 +248,27 @@ def test_doctor_reports_the_plugin_and_a_missing_one(tmp_path, monkeypatch):
 def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_path):
     from pyacemaker.config import ExplorationConfig
     from pyacemaker.structures.explore import StandardExplorer
+    from pyacemaker.structures.policy import initial_decision
+    from pyacemaker.structures.strategies import physical
 
-    settings = ExplorationConfig(labels_per_iteration=4, md_temperatures=[300.0, 8000.0],
-                                 md_steps=200, gamma_collect=1.5, gamma_halt=3.0)
+    settings = ExplorationConfig(labels_per_iteration=4, md_steps=200, gamma_collect=1.5,
+                                 gamma_halt=3.0)
+    decision = initial_decision(ELEMENTS, 0.05, temperatures_k=[300.0, 8000.0])
     starts = [("prototype:alloy", alloy(5, rattle=0.0))]
     result = StandardExplorer(settings, LammpsEngine(), show_progress=False).explore(
-        starts, potential, 1, tmp_path / "md")
+        starts, potential, 1, tmp_path / "md", decision)
     md = [c for c in result.candidates if c.provenance["generator"] == "md"]
     assert result.md_runs == 2 and result.halts >= 1 and not result.md_failures
     assert {c.provenance["md_status"] for c in md} >= {"halted"}
     assert all(c.gamma > 1.5 for c in md if c.provenance["md_status"] == "halted")
     assert max(c.gamma for c in md) > 3.0 and "gamma" not in md[0].atoms.arrays  # stored bare
+    assert all(physical(c.atoms) for c in result.candidates)
+    assert len({c.provenance["generator"] for c in result.candidates}) >= 3
     assert sorted(p.name for p in (tmp_path / "md").iterdir()) == [
         "00_prototype_alloy_300K", "00_prototype_alloy_8000K"]
 
     failing = StandardExplorer(settings, LammpsEngine(timeout_s=0.01), show_progress=False)
-    result = failing.explore(starts, potential, 1, tmp_path / "md2")
+    result = failing.explore(starts, potential, 1, tmp_path / "md2", decision)
     assert len(result.md_failures) == 2 and "timed out" in result.md_failures[0]
     assert result.candidates and all(c.provenance["generator"] != "md" for c in result.candidates)
 

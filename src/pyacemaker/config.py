@@ -165,9 +165,12 @@ class ExplorationConfig(_Model):
     )
     labels_per_iteration: int = Field(20, ge=1, description="most new labels per iteration")
     rattle_stdev: float = Field(0.05, gt=0, description="Angstrom, Gaussian displacement")
-    max_strain: float = Field(0.06, gt=0, lt=0.5, description="largest linear strain")
-    md_temperatures: list[float] = Field(
-        default_factory=lambda: [300.0, 900.0], min_length=1, description="K"
+    max_strain: float = Field(
+        0.06, gt=0, lt=0.5, description="largest linear strain (the policy adapts it later)"
+    )
+    md_temperatures: list[float] | None = Field(
+        None, description="K; default: the policy's schedule from the melting point, adapted "
+        "every iteration"
     )
     md_steps: int = Field(60, ge=1, description="MD steps per run")
     md_timestep_fs: float = Field(1.0, gt=0, description="fs")

@@ -38,6 +38,7 @@ from pyacemaker.oracle.pool import label_all
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.explore import Explorer, StandardExplorer
+from pyacemaker.structures.policy import PolicyDecision, adapt, initial_decision
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.training.linear import fit_linear_ace, load_fit
 from pyacemaker.training.potential import Potential
@@ -106,7 +107,14 @@ class Workflow:
             return
         potential = None if i == 0 else self.potential_of(i - 1)
         log.info("iteration %d: exploring%s", i, "" if potential else " (seed structures)")
-        result = self.explorer.explore(self.starts(), potential, i, self.iteration_dir(i) / "md")
+        decision = self.decision(i) if potential else None
+        record = self.state.record(i)
+        record.policy = decision.model_dump() if decision else None
+        if decision:
+            log.info("iteration %d: policy: T %s K, max strain %.3f; %s", i,
+                     decision.temperatures_k, decision.max_strain, "; ".join(decision.reasons))
+        result = self.explorer.explore(self.starts(), potential, i, self.iteration_dir(i) / "md",
+                                       decision)
         room = self.config.budget.max_labels - self.dataset.count()
         atoms = [c.atoms for c in result.candidates]
         if potential is None:
@@ -116,7 +124,6 @@ class Workflow:
             chosen = select(potential, atoms, np.array([c.gamma for c in result.candidates]), n,
                             self.config.exploration.gamma_collect,
                             require_extrapolation=self.targets_met(i - 1))
-        record = self.state.record(i)
         record.candidates = len(atoms)
         record.md_runs, record.halts = result.md_runs, result.halts
         record.md_failures = len(result.md_failures)
@@ -219,6 +226,17 @@ class Workflow:
     def iteration_dir(self, iteration: int) -> Path:
         return self.workdir / "iterations" / f"iter_{iteration:03d}"
 
+    def decision(self, iteration: int) -> PolicyDecision:
+        """The exploration policy for ``iteration`` (>= 1): the composition's start, then
+        adapted to the previous iteration's MD halts (stored decisions make this resumable)."""
+        s = self.config.exploration
+        previous = self.state.record(iteration - 1)
+        if previous.policy is None:
+            return initial_decision(self.config.elements, s.max_strain, s.md_temperatures,
+                                    s.md_pressures_gpa)
+        return adapt(PolicyDecision.model_validate(previous.policy), previous.halts,
+                     previous.md_runs, fixed_temperatures=s.md_temperatures is not None)
+
     def potential_of(self, iteration: int) -> Potential:
         return Potential.load(self.potential_dir(iteration))
 
@@ -241,7 +259,8 @@ def standard_explorer(config: Config, show_progress: bool = True) -> StandardExp
     LAMMPS or its ML-PACE plugin is missing."""
     engine = LammpsEngine(config.dynamics.lammps_command, config.dynamics.timeout_s)
     engine.check()
-    return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress)
+    return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress,
+                            config.seeds.max_atoms)
 
 
 def read_resolved_config(workdir: Path) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +36,7 @@ class IterationRecord(BaseModel):
     halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
     md_failures: int = Field(0, description="MD runs LAMMPS could not finish (lost atoms, crash)")
     max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
+    policy: dict[str, Any] | None = Field(None, description="the exploration policy's decision")
     selected: int = 0
     labels_total: int = Field(0, description="labelled structures after this iteration")
     failed_total: int = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,17 @@ from pyacemaker.config import ExplorationConfig
 from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
 from pyacemaker.errors import ParseError
 from pyacemaker.structures import bare
+from pyacemaker.structures.policy import PolicyDecision
+from pyacemaker.structures.strategies import (
+    antisite,
+    interstitial,
+    physical,
+    rattle,
+    slab,
+    strain,
+    swaps,
+    vacancy,
+)
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
 
@@ -34,6 +46,7 @@ SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, m
 # first: prototypes scaled from covalent radii can miss the lattice constant by ~10%; later
 # iterations start from the fitted potential's own minimum (``equilibrate``)
 EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
+SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
 
 
 @dataclass
@@ -63,35 +76,40 @@ class Explorer(Protocol):
     """Anything that proposes candidates for labelling."""
 
     def explore(self, starts: list[tuple[str, Atoms]], potential: Potential | None,
-                iteration: int, folder: Path) -> ExplorationResult:
-        """Candidates for ``iteration``; MD and other files go into ``folder``."""
+                iteration: int, folder: Path, decision: PolicyDecision | None = None,
+                ) -> ExplorationResult:
+        """Candidates for ``iteration`` following the policy's ``decision`` (``None`` before
+        the first fit); MD and other files go into ``folder``."""
         ...
 
 
 class StandardExplorer:
-    """Rattle, strain and LAMMPS MD with the current potential; reproducible per iteration
-    (random streams and MD velocity seeds derive from ``random_seed`` and the iteration)."""
+    """The policy's strategies (rattle, strain, defects, surfaces, swaps) and LAMMPS MD with the
+    current potential; reproducible per iteration (random streams and MD velocity seeds derive
+    from ``random_seed`` and the iteration)."""
 
     def __init__(self, settings: ExplorationConfig, engine: LammpsEngine, md_workers: int = 1,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, max_atoms: int = 64) -> None:
         self.settings = settings
+        self.max_atoms = max_atoms
         self.engine = engine
         self.md_workers = md_workers
         self.show_progress = show_progress
 
     def explore(self, starts: list[tuple[str, Atoms]], potential: Potential | None,
-                iteration: int, folder: Path) -> ExplorationResult:
+                iteration: int, folder: Path, decision: PolicyDecision | None = None,
+                ) -> ExplorationResult:
         rng = np.random.default_rng([self.settings.random_seed, iteration])
-        if potential is None:
+        if potential is None or decision is None:
             return ExplorationResult(self.initial(starts, rng))
         starts = [(origin, equilibrate(atoms, potential, self.settings.gamma_collect))
                   for origin, atoms in starts]
         per_start = max(2, -(-self.settings.labels_per_iteration // len(starts)))
-        result = ExplorationResult(self.perturbations(starts, rng, per_start))
+        result = ExplorationResult(self.strategies(starts, rng, per_start, decision, potential))
         gammas = max_gamma(potential, [c.atoms for c in result.candidates])
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
-        runs = self.md_runs(starts, rng)
+        runs = self.md_runs(starts, rng, decision)
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
                       disable=not self.show_progress) as progress, \
                 ThreadPoolExecutor(self.md_workers) as pool:
@@ -111,14 +129,14 @@ class StandardExplorer:
         return result
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
-                ) -> list[tuple[str, str, Atoms, MDRequest]]:
+                decision: PolicyDecision) -> list[tuple[str, str, Atoms, MDRequest]]:
         """``(folder name, origin, start, request)`` for every start at every temperature and
-        pressure (NVT when no pressures are set); velocity seeds come from ``rng``."""
+        pressure of the decision (NVT when it has no pressures); velocity seeds from ``rng``."""
         s = self.settings
-        pressures: list[float | None] = list(s.md_pressures_gpa) or [None]
+        pressures: list[float | None] = list(decision.pressures_gpa) or [None]
         runs = []
         for k, (origin, atoms) in enumerate(starts):
-            for temperature in s.md_temperatures:
+            for temperature in decision.temperatures_k:
                 for pressure in pressures:
                     request = MDRequest(
                         temperature_k=temperature, steps=s.md_steps, timestep_fs=s.md_timestep_fs,
@@ -141,7 +159,8 @@ class StandardExplorer:
                 provenance = {"origin": origin, "scale": scale}
                 scaled = _scaled(atoms, scale)
                 out.append(Candidate(scaled, {"generator": "seed", **provenance}))
-                out.append(Candidate(self.rattle(scaled, rng), {"generator": "rattle", **provenance}))
+                rattled, how = rattle(scaled, rng, self.settings.rattle_stdev)
+                out.append(Candidate(rattled, {**how, **provenance}))
         out = out[:n]
         scaled = [(origin, _scaled(atoms, float(rng.choice(SEED_SCALES))))
                   for origin, atoms in starts]
@@ -151,33 +170,51 @@ class StandardExplorer:
     def perturbations(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
                       per_start: int) -> list[Candidate]:
         """Alternating rattled and strained (plus rattled) copies of every start."""
+        s = self.settings
         out = []
         for k in range(per_start):
             for origin, atoms in starts:
-                if k % 2 == 0:
-                    out.append(Candidate(self.rattle(atoms, rng),
-                                         {"generator": "rattle", "origin": origin}))
-                else:
-                    strained, strain = self.strain(atoms, rng)
-                    out.append(Candidate(strained, {"generator": "strain", "origin": origin,
-                                                    "strain": np.round(strain, 5).tolist()}))
+                made = (rattle(atoms, rng, s.rattle_stdev) if k % 2 == 0
+                        else strain(atoms, rng, s.max_strain, s.rattle_stdev))
+                out.append(Candidate(made[0], {**made[1], "origin": origin}))
         return out
 
-    def rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
-        """Copy with Gaussian displacements of ``rattle_stdev`` Angstrom."""
-        out = bare(atoms)
-        out.positions += rng.normal(0.0, self.settings.rattle_stdev, out.positions.shape)
+    def strategies(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
+                   per_start: int, decision: PolicyDecision, potential: Potential,
+                   ) -> list[Candidate]:
+        """``per_start`` structures from every start, each by a strategy drawn with the
+        decision's ratios; a strategy that does not apply, or gives atoms closer than
+        physical, is replaced by a rattle."""
+        s = self.settings
+        names = sorted(decision.ratios)
+        weights = np.array([decision.ratios[n] for n in names])
+        calc = potential.calculator(with_gamma=False)
+
+        def energy(atoms: Atoms) -> float:
+            atoms = bare(atoms)
+            atoms.calc = calc
+            return float(atoms.get_potential_energy())
+
+        hottest = max(decision.temperatures_k, default=300.0)
+        makers: dict[str, Callable[[Atoms], Any]] = {
+            "rattle": lambda a: rattle(a, rng, s.rattle_stdev),
+            "strain": lambda a: strain(a, rng, decision.max_strain, s.rattle_stdev),
+            "vacancy": lambda a: vacancy(a, rng),
+            "interstitial": lambda a: interstitial(a, rng),
+            "antisite": lambda a: antisite(a, rng),
+            "surface": lambda a: slab(a, rng, self.max_atoms),
+            "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
+        }
+        out = []
+        for _ in range(per_start):
+            for origin, atoms in starts:
+                name = str(rng.choice(names, p=weights / weights.sum()))
+                made = makers[name](atoms)
+                if made is None or not physical(made[0]):
+                    made = rattle(atoms, rng, s.rattle_stdev)
+                out.append(Candidate(made[0], {**made[1], "origin": origin}))
         return out
 
-    def strain(self, atoms: Atoms, rng: np.random.Generator) -> tuple[Atoms, np.ndarray]:
-        """Copy under a random symmetric strain (components up to ``max_strain``), rattled
-        by half the usual amplitude; returns the structure and the strain tensor."""
-        eps = rng.uniform(-self.settings.max_strain, self.settings.max_strain, (3, 3))
-        eps = (eps + eps.T) / 2
-        out = bare(atoms)
-        out.set_cell(out.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-        out.positions += rng.normal(0.0, self.settings.rattle_stdev / 2, out.positions.shape)
-        return out, eps
 
 def md_candidates(md: MDResult, origin: str, keep: int) -> list[Candidate]:
     """Candidates from one MD run: the ``keep`` extrapolative frames of highest gamma (the dump

@@ -1,0 +1,115 @@
+"""The exploration policy: what to explore each iteration, and why.
+
+It starts from the composition (metal or covalent/ionic, an estimated melting point) and adapts
+after every iteration to what MD saw: runs that mostly halted call for cooler MD and smaller
+strains; runs that never halted allow hotter MD, more strain and more defects. Every decision
+carries its reasons; the orchestrator stores them with the iteration for the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pyacemaker.composition import NON_METALS
+
+GAS_MELTING_K = 300.0  # elements melting below this (O, N, H, ...) do not bound a solid's melting
+FALLBACK_MELTING_K = 1000.0
+SCHEDULES = {"metal": (0.25, 0.5, 0.8), "covalent/ionic": (0.2, 0.4, 0.7)}  # of the melting point
+HOTTEST = 1.3  # most a schedule may reach, in melting points (a hot liquid)
+STRAIN_LIMITS = (0.01, 0.10)
+RATIOS = {
+    "metal": {"rattle": 0.3, "strain": 0.25, "vacancy": 0.15, "interstitial": 0.05,
+              "antisite": 0.1, "surface": 0.1, "swap": 0.05},
+    "covalent/ionic": {"rattle": 0.35, "strain": 0.25, "vacancy": 0.1, "interstitial": 0.05,
+                       "antisite": 0.05, "surface": 0.15, "swap": 0.05},
+}
+DEFECTS = ("vacancy", "interstitial", "antisite", "swap")
+MULTI_COMPONENT_ONLY = ("antisite", "swap")
+
+
+class PolicyDecision(BaseModel):
+    """What one iteration explores; ``reasons`` says why."""
+
+    iteration: int
+    material: str = Field(description="metal or covalent/ionic")
+    melting_k: float = Field(description="estimated melting point, K")
+    temperatures_k: list[float]
+    pressures_gpa: list[float] = Field(description="NPT pressures; empty means NVT")
+    max_strain: float
+    ratios: dict[str, float] = Field(description="share of perturbed structures per strategy")
+    reasons: list[str]
+
+
+def melting_point(elements: list[str]) -> tuple[float, str]:
+    """Estimated melting point (K) and how it was estimated: the highest elemental melting point
+    among elements that are solid at room temperature (TiO2: Ti's 1941 K, close to rutile's
+    2116 K)."""
+    from pymatgen.core import Element
+
+    points = {}
+    for e in elements:
+        value = Element(e).melting_point
+        if value is not None and float(value) > GAS_MELTING_K:
+            points[e] = float(value)
+    if not points:
+        return FALLBACK_MELTING_K, f"no solid element; assumed {FALLBACK_MELTING_K:.0f} K"
+    top = max(points, key=points.get)
+    return points[top], f"melting point {points[top]:.0f} K of {top}, the highest of the solids"
+
+
+def initial_decision(elements: list[str], max_strain: float,
+                     temperatures_k: list[float] | None = None,
+                     pressures_gpa: list[float] | None = None) -> PolicyDecision:
+    """The first iteration's decision; user-set temperatures or pressures are kept as given."""
+    material = "metal" if all(e not in NON_METALS for e in elements) else "covalent/ionic"
+    melting, why = melting_point(elements)
+    reasons = [f"{material} ({', '.join(elements)}); {why}"]
+    if temperatures_k:
+        temperatures = list(temperatures_k)
+        reasons.append("temperatures set in the config")
+    else:
+        temperatures = [round(f * melting) for f in SCHEDULES[material]]
+        reasons.append(f"temperatures {', '.join(map(str, SCHEDULES[material]))} of the "
+                       f"melting point for a {material} system")
+    ratios = dict(RATIOS[material])
+    if len(elements) < 2:
+        for name in MULTI_COMPONENT_ONLY:
+            ratios.pop(name)
+        reasons.append("one element: no antisites or swaps")
+    return PolicyDecision(iteration=1, material=material, melting_k=melting,
+                          temperatures_k=temperatures, pressures_gpa=list(pressures_gpa or []),
+                          max_strain=max_strain, ratios=_normalised(ratios), reasons=reasons)
+
+
+def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures: bool,
+          ) -> PolicyDecision:
+    """The next iteration's decision from the previous one and how its MD went."""
+    change: dict[str, Any] = {"iteration": previous.iteration + 1}
+    if md_runs == 0:
+        return previous.model_copy(update={**change, "reasons": ["no MD ran: unchanged"]})
+    share = halts / md_runs
+    temperatures, strain, ratios = previous.temperatures_k, previous.max_strain, previous.ratios
+    if share > 0.5:
+        factor, reason = 0.8, f"{halts}/{md_runs} MD runs halted: cooler MD, smaller strains"
+        strain = max(STRAIN_LIMITS[0], strain * 0.75)
+    elif halts == 0:
+        factor, reason = 1.25, (f"no MD run halted ({md_runs} runs): hotter MD, more strain "
+                                "and more defects")
+        strain = min(STRAIN_LIMITS[1], strain * 1.25)
+        ratios = _normalised({k: v * (1.5 if k in DEFECTS else 1.0) for k, v in ratios.items()})
+    else:
+        return previous.model_copy(update={
+            **change, "reasons": [f"{halts}/{md_runs} MD runs halted: unchanged"]})
+    if not fixed_temperatures:
+        hottest = HOTTEST * previous.melting_k
+        temperatures = [round(min(hottest, t * factor)) for t in temperatures]
+    return previous.model_copy(update={**change, "temperatures_k": temperatures,
+                                       "max_strain": round(strain, 4), "ratios": ratios,
+                                       "reasons": [reason]})
+
+
+def _normalised(ratios: dict[str, float]) -> dict[str, float]:
+    total = sum(ratios.values())
+    return {k: round(v / total, 4) for k, v in ratios.items()}

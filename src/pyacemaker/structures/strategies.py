@@ -1,0 +1,149 @@
+"""Exploration strategies: each makes one new structure from a start, or ``None`` when it does
+not apply (an antisite in an elemental solid, a slab that would be too large).
+
+Every strategy returns ``(atoms, provenance)``; provenance says what was done (the generator
+name plus its parameters), so the dataset records how each structure came about. No returned
+structure has two atoms closer than ``MIN_DISTANCE_FACTOR`` times their covalent bond length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import surface
+from ase.data import covalent_radii
+from ase.neighborlist import neighbor_list
+
+from pyacemaker.structures import bare
+
+MIN_DISTANCE_FACTOR = 0.6  # of the sum of covalent radii: closer pairs are unphysical here
+SLAB_MILLER = ((1, 0, 0), (1, 1, 0), (1, 1, 1))
+SLAB_VACUUM = 8.0  # Angstrom on each side; the cell stays periodic in all directions
+INTERSTITIAL_TRIALS = 200
+
+Result = tuple[Atoms, dict[str, Any]] | None
+
+
+def physical(atoms: Atoms, factor: float = MIN_DISTANCE_FACTOR) -> bool:
+    """No two atoms closer than ``factor`` times the sum of their covalent radii."""
+    radii = covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, float(2 * factor * radii.max()))
+    return bool(np.all(d >= factor * (radii[i] + radii[j])))
+
+
+def rattle(atoms: Atoms, rng: np.random.Generator, stdev: float) -> Result:
+    """Gaussian displacements of ``stdev`` Angstrom."""
+    out = bare(atoms)
+    out.positions += rng.normal(0.0, stdev, out.positions.shape)
+    return out, {"generator": "rattle", "stdev": stdev}
+
+
+def strain(atoms: Atoms, rng: np.random.Generator, max_strain: float, stdev: float) -> Result:
+    """A random volume (isotropic) or shear (traceless symmetric) strain up to ``max_strain``,
+    plus a rattle of ``stdev / 2``."""
+    kind = "volume" if rng.random() < 0.5 else "shear"
+    if kind == "volume":
+        eps = np.eye(3) * rng.uniform(-max_strain, max_strain)
+    else:
+        eps = rng.uniform(-max_strain, max_strain, (3, 3))
+        eps = (eps + eps.T) / 2
+        eps -= np.eye(3) * np.trace(eps) / 3
+    out = bare(atoms)
+    out.set_cell(out.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    out.positions += rng.normal(0.0, stdev / 2, out.positions.shape)
+    return out, {"generator": "strain", "kind": kind, "strain": np.round(eps, 5).tolist()}
+
+
+def vacancy(atoms: Atoms, rng: np.random.Generator) -> Result:
+    """One atom removed."""
+    if len(atoms) < 2:
+        return None
+    index = int(rng.integers(len(atoms)))
+    out = bare(atoms)
+    symbol = out[index].symbol
+    del out[index]
+    return out, {"generator": "vacancy", "removed": symbol}
+
+
+def interstitial(atoms: Atoms, rng: np.random.Generator) -> Result:
+    """One extra atom (a species of the start) at the most open of random trial points."""
+    symbol = str(rng.choice(sorted(set(atoms.get_chemical_symbols()))))
+    trials = rng.random((INTERSTITIAL_TRIALS, 3)) @ atoms.cell.array
+    probe = bare(atoms)
+    probe.extend(Atoms([symbol] * len(trials), positions=trials))
+    n = len(atoms)
+    i, j, d = neighbor_list("ijd", probe, 6.0)
+    host = (i >= n) & (j < n)
+    nearest = np.full(len(trials), 6.0)
+    np.minimum.at(nearest, i[host] - n, d[host])
+    out = bare(atoms)
+    out.append(symbol)
+    out.positions[-1] = trials[int(np.argmax(nearest))]
+    return out, {"generator": "interstitial", "added": symbol}
+
+
+def antisite(atoms: Atoms, rng: np.random.Generator) -> Result:
+    """Two atoms of different species exchanged (needs two species)."""
+    symbols = np.array(atoms.get_chemical_symbols())
+    species = sorted(set(symbols))
+    if len(species) < 2:
+        return None
+    a, b = rng.choice(species, 2, replace=False)
+    i = int(rng.choice(np.flatnonzero(symbols == a)))
+    j = int(rng.choice(np.flatnonzero(symbols == b)))
+    out = bare(atoms)
+    out.positions[[i, j]] = out.positions[[j, i]]
+    return out, {"generator": "antisite", "exchanged": f"{a}-{b}"}
+
+
+def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int) -> Result:
+    """A low-index slab of the start's conventional cell with vacuum on both sides, periodic in
+    all directions (pyace needs fully periodic cells); as many layers as fit in ``max_atoms``
+    (at most 4, at least 2)."""
+    miller = SLAB_MILLER[int(rng.integers(len(SLAB_MILLER)))]
+    atoms = conventional_cell(atoms)
+    one = surface(atoms, miller, 1, vacuum=None)
+    layers = min(4, max_atoms // max(1, len(one)))
+    if layers < 2:
+        return None
+    out = surface(atoms, miller, layers, vacuum=SLAB_VACUUM, periodic=True)
+    out.pbc = True
+    return bare(out), {"generator": "surface", "miller": list(miller), "layers": layers}
+
+
+def conventional_cell(atoms: Atoms) -> Atoms:
+    """The standard conventional cell of a (possibly repeated) crystal, found by spglib; the
+    structure itself when spglib finds no symmetry."""
+    import spglib
+
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    found = spglib.standardize_cell(cell, to_primitive=False, symprec=1e-3)
+    if found is None or len(found[2]) >= len(atoms):
+        return bare(atoms)
+    lattice, positions, numbers = found
+    return Atoms(numbers, cell=lattice, scaled_positions=positions, pbc=True)
+
+
+def swaps(atoms: Atoms, rng: np.random.Generator, energy: Callable[[Atoms], float],
+          temperature_k: float, steps: int) -> Result:
+    """Metropolis Monte Carlo of exchanges between atoms of different species at
+    ``temperature_k``, with ``energy`` (eV) from the current potential."""
+    if len(set(atoms.get_chemical_symbols())) < 2:
+        return None
+    kt = 8.617333e-5 * temperature_k
+    current, e_current, accepted = bare(atoms), energy(atoms), 0
+    symbols = np.array(current.get_chemical_symbols())
+    for _ in range(steps):
+        i, j = rng.choice(len(current), 2, replace=False)
+        if symbols[i] == symbols[j]:
+            continue
+        trial = bare(current)
+        trial.positions[[i, j]] = trial.positions[[j, i]]
+        e_trial = energy(trial)
+        if e_trial <= e_current or rng.random() < np.exp(-(e_trial - e_current) / kt):
+            current, e_current, accepted = trial, e_trial, accepted + 1
+    return current, {"generator": "swap", "temperature_K": temperature_k, "steps": steps,
+                     "accepted": accepted}

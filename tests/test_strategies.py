@@ -1,0 +1,127 @@
+"""Exploration strategies (geometric invariants) and the adaptive policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from pyacemaker.structures.policy import adapt, initial_decision
+from pyacemaker.structures.seeds import seed_structures
+from pyacemaker.structures.strategies import (
+    antisite,
+    interstitial,
+    physical,
+    rattle,
+    slab,
+    strain,
+    swaps,
+    vacancy,
+)
+
+
+def rutile():
+    from pyacemaker.config import SeedsConfig
+
+    (origin, atoms), = seed_structures({"Ti": 1, "O": 2}, SeedsConfig(prototypes=["rutile"]), 1)
+    return atoms
+
+
+def counts(atoms) -> dict[str, int]:
+    symbols = atoms.get_chemical_symbols()
+    return {s: symbols.count(s) for s in set(symbols)}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_defects_change_stoichiometry_as_intended(seed):
+    rng = np.random.default_rng(seed)
+    start = rutile()
+    before = counts(start)
+    out, info = vacancy(start, rng)
+    assert counts(out) == {**before, info["removed"]: before[info["removed"]] - 1}
+    out, info = interstitial(start, rng)
+    assert counts(out) == {**before, info["added"]: before[info["added"]] + 1}
+    assert physical(out)  # the most open of the trial points
+    out, info = antisite(start, rng)
+    assert counts(out) == before and info["exchanged"] in ("O-Ti", "Ti-O")
+    moved = np.linalg.norm(out.positions - start.positions, axis=1) > 1e-9
+    assert moved.sum() == 2 and len({start[i].symbol for i in np.flatnonzero(moved)}) == 2
+    assert antisite(bulk("Cu", cubic=True), rng) is None  # one element: nothing to exchange
+
+
+def test_swaps_keep_composition_and_follow_the_energy():
+    rng = np.random.default_rng(0)
+    start = rutile()
+
+    def titanium_height(atoms):  # an energy that prefers Ti high along z
+        return -float(atoms.positions[np.array(atoms.get_chemical_symbols()) == "Ti", 2].sum())
+
+    out, info = swaps(start, rng, titanium_height, temperature_k=10.0, steps=200)
+    assert counts(out) == counts(start) and info["accepted"] > 0
+    assert titanium_height(out) < titanium_height(start)
+    assert swaps(bulk("Cu", cubic=True), rng, titanium_height, 300.0, 10) is None
+
+
+def test_strains_and_slabs_have_their_geometry():
+    rng = np.random.default_rng(1)
+    start = bulk("Cu", cubic=True) * (2, 2, 2)
+    kinds = set()
+    for _ in range(10):
+        out, info = strain(start, rng, 0.05, stdev=0.0)
+        eps = np.array(info["strain"])
+        kinds.add(info["kind"])
+        assert np.abs(eps).max() <= 0.05
+        if info["kind"] == "shear":
+            assert abs(np.trace(eps)) < 1e-4  # volume-preserving to first order
+        else:
+            assert np.allclose(eps, eps[0, 0] * np.eye(3))
+    assert kinds == {"volume", "shear"}
+    for _ in range(6):
+        out, info = slab(bulk("Cu", "fcc", a=3.61), rng, max_atoms=64)
+        assert out.pbc.all() and info["layers"] >= 2 and len(out) <= 64
+        z = out.positions @ np.linalg.inv(out.cell.array)[:, 2]  # fractional along c
+        thickness = (z.max() - z.min()) * np.linalg.norm(out.cell[2])
+        assert np.linalg.norm(out.cell[2]) >= thickness + 15.9  # 8 Angstrom vacuum each side
+    big = bulk("Cu", cubic=True) * (3, 3, 3)  # slabs start from the conventional cell
+    assert len(slab(big, rng, max_atoms=64)[0]) <= 64
+    assert slab(big, rng, max_atoms=5) is None  # not even two layers fit
+
+
+def test_physical_rejects_overlapping_atoms():
+    atoms = bulk("Cu", cubic=True)
+    assert physical(atoms) and physical(rattle(atoms, np.random.default_rng(0), 0.05)[0])
+    atoms.positions[1] = atoms.positions[0] + [0.5, 0, 0]
+    assert not physical(atoms)
+
+
+def test_cu_si_tio2_get_different_sensible_schedules():
+    cu, si, tio2 = (initial_decision(e, 0.05) for e in (["Cu"], ["Si"], ["O", "Ti"]))
+    assert (cu.material, si.material, tio2.material) == ("metal", "covalent/ionic",
+                                                          "covalent/ionic")
+    assert (cu.melting_k, si.melting_k, tio2.melting_k) == pytest.approx((1357.77, 1687, 1941))
+    for d in (cu, si, tio2):
+        assert d.temperatures_k == sorted(d.temperatures_k) and d.temperatures_k[-1] < d.melting_k
+        assert sum(d.ratios.values()) == pytest.approx(1.0, abs=1e-3) and d.reasons
+    assert cu.temperatures_k == [339, 679, 1086] and tio2.temperatures_k == [388, 776, 1359]
+    assert "antisite" not in cu.ratios and "swap" not in si.ratios and tio2.ratios["swap"] > 0
+    assert cu.ratios["vacancy"] > si.ratios["vacancy"]  # metals: more point defects
+    fixed = initial_decision(["Cu"], 0.05, temperatures_k=[500.0], pressures_gpa=[2.0])
+    assert fixed.temperatures_k == [500.0] and fixed.pressures_gpa == [2.0]
+
+
+def test_policy_reacts_to_halts():
+    start = initial_decision(["O", "Ti"], 0.04)
+    cooler = adapt(start, halts=3, md_runs=4, fixed_temperatures=False)
+    assert all(c < t for c, t in zip(cooler.temperatures_k, start.temperatures_k, strict=True))
+    assert cooler.max_strain < start.max_strain and "3/4 MD runs halted" in cooler.reasons[0]
+    hotter = adapt(start, halts=0, md_runs=4, fixed_temperatures=False)
+    assert all(h > t for h, t in zip(hotter.temperatures_k, start.temperatures_k, strict=True))
+    assert hotter.max_strain > start.max_strain and hotter.ratios["vacancy"] > start.ratios["vacancy"]
+    assert hotter.iteration == start.iteration + 1
+    for _ in range(10):  # never hotter than a hot liquid
+        hotter = adapt(hotter, halts=0, md_runs=4, fixed_temperatures=False)
+    assert max(hotter.temperatures_k) <= 1.3 * start.melting_k and hotter.max_strain <= 0.1
+    same = adapt(start, halts=1, md_runs=4, fixed_temperatures=False)
+    assert same.temperatures_k == start.temperatures_k and "unchanged" in same.reasons[0]
+    kept = adapt(start, halts=4, md_runs=4, fixed_temperatures=True)
+    assert kept.temperatures_k == start.temperatures_k and kept.max_strain < start.max_strain
