@@ -27,6 +27,12 @@ def rutile():
     return atoms
 
 
+def cuau():
+    atoms = bulk("Cu", "fcc", a=3.8, cubic=True) * (2, 2, 2)
+    atoms.symbols[::2] = "Au"
+    return atoms
+
+
 def counts(atoms) -> dict[str, int]:
     symbols = atoms.get_chemical_symbols()
     return {s: symbols.count(s) for s in set(symbols)}
@@ -42,24 +48,27 @@ def test_defects_change_stoichiometry_as_intended(seed):
     out, info = interstitial(start, rng)
     assert counts(out) == {**before, info["added"]: before[info["added"]] + 1}
     assert physical(out)  # the most open of the trial points
-    out, info = antisite(start, rng)
-    assert counts(out) == before and info["exchanged"] in ("O-Ti", "Ti-O")
-    moved = np.linalg.norm(out.positions - start.positions, axis=1) > 1e-9
-    assert moved.sum() == 2 and len({start[i].symbol for i in np.flatnonzero(moved)}) == 2
+    assert antisite(start, rng) is None  # Ti on an O site is not physical
+    alloy = cuau()
+    out, info = antisite(alloy, rng)
+    assert counts(out) == counts(alloy) and info["exchanged"] == "Au-Cu"
+    moved = np.linalg.norm(out.positions - alloy.positions, axis=1) > 1e-9
+    assert moved.sum() == 2 and len({alloy[i].symbol for i in np.flatnonzero(moved)}) == 2
     assert antisite(bulk("Cu", cubic=True), rng) is None  # one element: nothing to exchange
 
 
 def test_swaps_keep_composition_and_follow_the_energy():
     rng = np.random.default_rng(0)
-    start = rutile()
+    start = cuau()
 
-    def titanium_height(atoms):  # an energy that prefers Ti high along z
-        return -float(atoms.positions[np.array(atoms.get_chemical_symbols()) == "Ti", 2].sum())
+    def gold_height(atoms):  # an energy that prefers Au high along z
+        return -float(atoms.positions[np.array(atoms.get_chemical_symbols()) == "Au", 2].sum())
 
-    out, info = swaps(start, rng, titanium_height, temperature_k=10.0, steps=200)
+    out, info = swaps(start, rng, gold_height, temperature_k=10.0, steps=200)
     assert counts(out) == counts(start) and info["accepted"] > 0
-    assert titanium_height(out) < titanium_height(start)
-    assert swaps(bulk("Cu", cubic=True), rng, titanium_height, 300.0, 10) is None
+    assert gold_height(out) < gold_height(start)
+    assert swaps(bulk("Cu", cubic=True), rng, gold_height, 300.0, 10) is None
+    assert swaps(rutile(), rng, gold_height, 300.0, 10) is None  # no Ti-O exchanges
 
 
 def test_strains_and_slabs_have_their_geometry():
@@ -103,7 +112,8 @@ def test_cu_si_tio2_get_different_sensible_schedules():
         assert d.temperatures_k == sorted(d.temperatures_k) and d.temperatures_k[-1] < d.melting_k
         assert sum(d.ratios.values()) == pytest.approx(1.0, abs=1e-3) and d.reasons
     assert cu.temperatures_k == [339, 679, 1086] and tio2.temperatures_k == [388, 776, 1359]
-    assert "antisite" not in cu.ratios and "swap" not in si.ratios and tio2.ratios["swap"] > 0
+    assert "antisite" not in cu.ratios and "swap" not in si.ratios and "swap" not in tio2.ratios
+    assert initial_decision(["Au", "Cu"], 0.05).ratios["swap"] > 0  # an alloy exchanges
     assert cu.ratios["vacancy"] > si.ratios["vacancy"]  # metals: more point defects
     fixed = initial_decision(["Cu"], 0.05, temperatures_k=[500.0], pressures_gpa=[2.0])
     assert fixed.temperatures_k == [500.0] and fixed.pressures_gpa == [2.0]
@@ -125,3 +135,29 @@ def test_policy_reacts_to_halts():
     assert same.temperatures_k == start.temperatures_k and "unchanged" in same.reasons[0]
     kept = adapt(start, halts=4, md_runs=4, fixed_temperatures=True)
     assert kept.temperatures_k == start.temperatures_k and kept.max_strain < start.max_strain
+
+
+def test_embedded_cell_keeps_the_centre_neighbourhood():
+    from ase.neighborlist import neighbor_list
+
+    from pyacemaker.structures.embedding import embed
+
+    parent = bulk("Cu", "fcc", a=3.61, cubic=True) * (6, 6, 6)  # 864 atoms
+    parent.rattle(0.1, seed=4)
+    cutoff, buffer, centre = 5.0, 2.0, 123
+    cell, weights = embed(parent, centre, cutoff, buffer)
+    assert len(cell) < len(parent) / 3 and physical(cell)
+
+    def environment(atoms, index):
+        i, d, vectors = neighbor_list("idD", atoms, cutoff)
+        mine = i == index
+        order = np.lexsort(vectors[mine].T)
+        return d[mine][order], vectors[mine][order]
+
+    d_parent, v_parent = environment(parent, centre)
+    d_cell, v_cell = environment(cell, 0)
+    np.testing.assert_allclose(d_cell, d_parent, atol=1e-10)
+    np.testing.assert_allclose(v_cell, v_parent, atol=1e-10)
+    distance = np.linalg.norm(cell.positions - cell.positions[0], axis=1)
+    assert weights[0] == 1 and np.all(weights[distance > buffer] == 0)
+    assert np.all(weights[distance <= buffer] == 1)

@@ -202,7 +202,7 @@ class StandardExplorer:
             "vacancy": lambda a: vacancy(a, rng),
             "interstitial": lambda a: interstitial(a, rng),
             "antisite": lambda a: antisite(a, rng),
-            "surface": lambda a: slab(a, rng, self.max_atoms),
+            "surface": lambda a: slab(a, rng, self.max_atoms, s.rattle_stdev),
             "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
         }
         out = []

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pyacemaker.composition import NON_METALS
+from pyacemaker.structures.strategies import exchangeable_pairs
 
 GAS_MELTING_K = 300.0  # elements melting below this (O, N, H, ...) do not bound a solid's melting
 FALLBACK_MELTING_K = 1000.0
@@ -26,7 +27,7 @@ RATIOS = {
                        "antisite": 0.05, "surface": 0.15, "swap": 0.05},
 }
 DEFECTS = ("vacancy", "interstitial", "antisite", "swap")
-MULTI_COMPONENT_ONLY = ("antisite", "swap")
+EXCHANGES = ("antisite", "swap")
 
 
 class PolicyDecision(BaseModel):
@@ -74,10 +75,11 @@ def initial_decision(elements: list[str], max_strain: float,
         reasons.append(f"temperatures {', '.join(map(str, SCHEDULES[material]))} of the "
                        f"melting point for a {material} system")
     ratios = dict(RATIOS[material])
-    if len(elements) < 2:
-        for name in MULTI_COMPONENT_ONLY:
+    if not exchangeable_pairs(elements):
+        for name in EXCHANGES:
             ratios.pop(name)
-        reasons.append("one element: no antisites or swaps")
+        reasons.append("no antisites or swaps: " + (
+            "one element" if len(elements) < 2 else "metal/non-metal exchanges are unphysical"))
     return PolicyDecision(iteration=1, material=material, melting_k=melting,
                           temperatures_k=temperatures, pressures_gpa=list(pressures_gpa or []),
                           max_strain=max_strain, ratios=_normalised(ratios), reasons=reasons)

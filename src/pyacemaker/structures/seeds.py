@@ -4,13 +4,11 @@ symmetric crystals (pyxtal); periodic 3D cells repeated to ``min_cell_width`` (A
 from __future__ import annotations
 
 import logging
-import warnings
 from math import ceil, sqrt
 from pathlib import Path
 
 import ase.io
 import numpy as np
-import spglib
 from ase import Atoms
 from ase.build import bulk, niggli_reduce
 from ase.data import atomic_numbers, covalent_radii, reference_states
@@ -20,6 +18,7 @@ from ase.spacegroup import crystal
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
+from pyacemaker.structures import standardized
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +69,9 @@ def supercell_for_width(atoms: Atoms, min_width: float, max_atoms: int) -> Atoms
 
 def _primitive(atoms: Atoms) -> Atoms | None:
     """Niggli-reduced primitive cell (spglib), or None if ``atoms`` is already primitive."""
-    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    with warnings.catch_warnings():  # spglib 2.x deprecation notice about error handling
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            found = spglib.standardize_cell(cell, True, no_idealize=True, symprec=1e-3)
-        except Exception:  # newer spglib error handling raises instead of returning None
-            found = None
-    if found is None or len(found[2]) == len(atoms):
+    prim = standardized(atoms, to_primitive=True)
+    if prim is None or len(prim) == len(atoms):
         return None
-    prim = Atoms(numbers=found[2], scaled_positions=found[1], cell=found[0], pbc=True)
     niggli_reduce(prim)
     return prim
 

@@ -17,7 +17,8 @@ from ase.build import surface
 from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
-from pyacemaker.structures import bare
+from pyacemaker.composition import NON_METALS
+from pyacemaker.structures import bare, standardized
 
 MIN_DISTANCE_FACTOR = 0.6  # of the sum of covalent radii: closer pairs are unphysical here
 SLAB_MILLER = ((1, 0, 0), (1, 1, 0), (1, 1, 1))
@@ -85,13 +86,20 @@ def interstitial(atoms: Atoms, rng: np.random.Generator) -> Result:
     return out, {"generator": "interstitial", "added": symbol}
 
 
+def exchangeable_pairs(elements: list[str]) -> list[tuple[str, str]]:
+    """Species pairs whose exchange is physical: both metals or both non-metals (a cation on an
+    anion site, as Ti on O in TiO2, is not)."""
+    return [(a, b) for k, a in enumerate(sorted(elements)) for b in sorted(elements)[k + 1:]
+            if (a in NON_METALS) == (b in NON_METALS)]
+
+
 def antisite(atoms: Atoms, rng: np.random.Generator) -> Result:
-    """Two atoms of different species exchanged (needs two species)."""
+    """Two atoms of exchangeable species (see ``exchangeable_pairs``) exchanged."""
     symbols = np.array(atoms.get_chemical_symbols())
-    species = sorted(set(symbols))
-    if len(species) < 2:
+    pairs = exchangeable_pairs(sorted(set(symbols)))
+    if not pairs:
         return None
-    a, b = rng.choice(species, 2, replace=False)
+    a, b = pairs[int(rng.integers(len(pairs)))]
     i = int(rng.choice(np.flatnonzero(symbols == a)))
     j = int(rng.choice(np.flatnonzero(symbols == b)))
     out = bare(atoms)
@@ -99,46 +107,42 @@ def antisite(atoms: Atoms, rng: np.random.Generator) -> Result:
     return out, {"generator": "antisite", "exchanged": f"{a}-{b}"}
 
 
-def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int) -> Result:
+def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int, stdev: float = 0.0) -> Result:
     """A low-index slab of the start's conventional cell with vacuum on both sides, periodic in
-    all directions (pyace needs fully periodic cells); as many layers as fit in ``max_atoms``
-    (at most 4, at least 2)."""
+    all directions (pyace needs fully periodic cells), rattled by ``stdev``; as many layers as
+    fit in ``max_atoms`` (at most 4, at least 2)."""
     miller = SLAB_MILLER[int(rng.integers(len(SLAB_MILLER)))]
     atoms = conventional_cell(atoms)
     one = surface(atoms, miller, 1, vacuum=None)
     layers = min(4, max_atoms // max(1, len(one)))
     if layers < 2:
         return None
-    out = surface(atoms, miller, layers, vacuum=SLAB_VACUUM, periodic=True)
+    out = bare(surface(atoms, miller, layers, vacuum=SLAB_VACUUM, periodic=True))
     out.pbc = True
-    return bare(out), {"generator": "surface", "miller": list(miller), "layers": layers}
+    out.positions += rng.normal(0.0, stdev, out.positions.shape)
+    return out, {"generator": "surface", "miller": list(miller), "layers": layers}
 
 
 def conventional_cell(atoms: Atoms) -> Atoms:
     """The standard conventional cell of a (possibly repeated) crystal, found by spglib; the
     structure itself when spglib finds no symmetry."""
-    import spglib
-
-    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    found = spglib.standardize_cell(cell, to_primitive=False, symprec=1e-3)
-    if found is None or len(found[2]) >= len(atoms):
-        return bare(atoms)
-    lattice, positions, numbers = found
-    return Atoms(numbers, cell=lattice, scaled_positions=positions, pbc=True)
+    found = standardized(atoms, to_primitive=False)
+    return found if found is not None and len(found) < len(atoms) else bare(atoms)
 
 
 def swaps(atoms: Atoms, rng: np.random.Generator, energy: Callable[[Atoms], float],
           temperature_k: float, steps: int) -> Result:
-    """Metropolis Monte Carlo of exchanges between atoms of different species at
+    """Metropolis Monte Carlo of exchanges between atoms of exchangeable species at
     ``temperature_k``, with ``energy`` (eV) from the current potential."""
-    if len(set(atoms.get_chemical_symbols())) < 2:
+    pairs = {frozenset(p) for p in exchangeable_pairs(sorted(set(atoms.get_chemical_symbols())))}
+    if not pairs:
         return None
     kt = 8.617333e-5 * temperature_k
     current, e_current, accepted = bare(atoms), energy(atoms), 0
     symbols = np.array(current.get_chemical_symbols())
     for _ in range(steps):
         i, j = rng.choice(len(current), 2, replace=False)
-        if symbols[i] == symbols[j]:
+        if frozenset((symbols[i], symbols[j])) not in pairs:
             continue
         trial = bare(current)
         trial.positions[[i, j]] = trial.positions[[j, i]]
