@@ -80,3 +80,18 @@ def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path):
     resumed.store_label(row_id, LabelResult(ok=False, reason="test"))
     assert resumed.add_pending([(rattled(1), {"iteration": 0})]) == 1
     assert resumed.counts() == {"failed": 1, "pending": 1}
+
+
+def test_embedding_weights_survive_labelling(tmp_path):
+    data = Dataset(tmp_path / "d.db", test_fraction=0.5)
+    data.add_pending([(rattled(i), {"iteration": 1, "force_weights": [1, 0, 0, 1]})
+                      for i in range(4)])
+    for row_id, _ in data.pending():
+        data.store_label(row_id, LabelResult(ok=True, energy=-1.0,
+                                             forces=np.zeros((4, 3)).tolist()))
+    labelled = data.labelled()
+    assert len(labelled) == 4 and data.count(split="test") == 0  # embedded cells never test
+    for atoms in labelled:
+        assert atoms.info["energy_weight"] == 0.0
+        assert atoms.arrays["force_weight"].tolist() == [1, 0, 0, 1]
+    assert all("oracle" in row.data and "force_weights" in row.data for row in data._db.select())

@@ -283,3 +283,22 @@ def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path
     kept = md_candidates(md, "alloy", keep=2)
     assert sorted(c.gamma for c in kept) == pytest.approx(gammas[-2:])  # halt frame among them
     assert [c.provenance["md_step"] for c in kept] == sorted(c.provenance["md_step"] for c in kept)
+
+
+def test_large_md_frames_are_embedded_around_their_highest_gamma_atom(engine, potential, tmp_path):
+    from pyacemaker.structures.explore import md_candidates
+
+    big = alloy(7) * (2, 2, 2)  # 256 atoms
+    md = engine.run(big, potential, request(6000.0, steps=400, collect=1.5, halt=3.0),
+                    tmp_path / "big")
+    parent_gamma = max(float(a.arrays["gamma"].max()) for _, a in md.extrapolative_frames())
+    candidates = md_candidates(md, "alloy", keep=1, max_atoms=64, cutoff=potential.cutoff)
+    top = max(candidates, key=lambda c: c.gamma)
+    assert top.provenance["embedded_from_atoms"] == 256 and len(top.atoms) < 256
+    weights = np.array(top.provenance["force_weights"])
+    assert weights.shape == (len(top.atoms),) and weights[0] == 1 and 0 < weights.sum() < len(weights)
+    calc = potential.calculator(with_gamma=True)
+    top.atoms.calc = calc
+    top.atoms.get_potential_energy()
+    # the centre keeps its neighbourhood, so the potential grades it exactly as in the parent
+    assert calc.results["gamma"][0] == pytest.approx(parent_gamma, rel=1e-4)

@@ -84,3 +84,27 @@ def test_structures_beyond_max_force_are_left_out(copper_data, tmp_path):
     kept = [a for a in train + test if np.abs(a.get_forces()).max() <= limit]
     assert result.n_train + result.n_test == len(kept) > 0
     assert result.n_excluded == len(train) + len(test) - len(kept) > 0
+
+
+def test_zero_weights_keep_corrupted_labels_out_of_the_fit(copper_data, tmp_path):
+    """Periodic embedding marks boundary atoms (force weight 0) and the cell's energy (weight 0);
+    the fit must ignore exactly those numbers."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    train, test = copper_data
+    bad = train[0].copy()
+    forces = train[0].get_forces().copy()
+    forces[16:] += 5.0  # wrong forces on half of the atoms ...
+    bad.calc = SinglePointCalculator(bad, energy=train[0].get_potential_energy() + 50.0,
+                                     forces=forces)  # ... and a wrong energy
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                             functions_per_element=40)
+    _, clean = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "clean")
+    _, unweighted = fit_linear_ace([*train[1:], bad], test, ["Cu"], settings, tmp_path / "a")
+    bad.info["energy_weight"] = 0.0
+    bad.arrays["force_weight"] = np.r_[np.ones(16), np.zeros(16)]
+    _, weighted = fit_linear_ace([*train[1:], bad], test, ["Cu"], settings, tmp_path / "b")
+    assert unweighted.test_energy_rmse > 3 * clean.test_energy_rmse
+    assert weighted.test_energy_rmse == pytest.approx(clean.test_energy_rmse, rel=0.1)
+    assert weighted.test_force_rmse == pytest.approx(clean.test_force_rmse, rel=0.1)

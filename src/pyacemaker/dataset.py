@@ -64,7 +64,10 @@ class Dataset:
         """Add structures to be labelled, skipping known hashes; return how many were new.
 
         ``items`` are (atoms, provenance) pairs; provenance keys such as ``iteration`` and
-        ``generator`` become searchable columns. All rows go in one transaction.
+        ``generator`` become searchable columns. ``force_weights`` (per atom, from periodic
+        embedding) go into the row's data; such a row has energy weight 0 and is always in the
+        training split (its boundary atoms make it useless as a test). All rows go in one
+        transaction.
         """
         known = self.hashes()
         n_rows, n_test = len(known), self.count(split="test")
@@ -75,9 +78,14 @@ class Dataset:
                 if h in known:
                     continue
                 known.add(h)
-                clean = bare(atoms)
-                split = split_of(h, self.test_fraction, n_rows, n_test)
-                db.write(clean, hash=h, status=PENDING, split=split, **_columns(provenance))
+                provenance = dict(provenance)
+                weights = provenance.pop("force_weights", None)
+                split = split_of(h, self.test_fraction, n_rows, n_test) if weights is None else "train"
+                data = {} if weights is None else {"force_weights": np.asarray(weights, float)}
+                if weights is not None:
+                    provenance["energy_weight"] = 0.0
+                db.write(bare(atoms), hash=h, status=PENDING, split=split, data=data,
+                         **_columns(provenance))
                 n_rows, n_test, added = n_rows + 1, n_test + (split == "test"), added + 1
         return added
 
@@ -87,8 +95,9 @@ class Dataset:
 
     def store_label(self, row_id: int, result: LabelResult) -> None:
         """Attach an oracle result to a pending row (one transaction)."""
-        atoms = self._db.get(id=row_id).toatoms()
-        data = {"oracle": result.settings, "seconds": result.seconds}
+        row = self._db.get(id=row_id)
+        atoms = row.toatoms()
+        data = {**row.data, "oracle": result.settings, "seconds": result.seconds}
         if result.ok:
             atoms.calc = SinglePointCalculator(
                 atoms, energy=result.energy, forces=np.asarray(result.forces),
@@ -108,7 +117,10 @@ class Dataset:
         for row in self._db.select(**query):
             atoms = row.toatoms(add_additional_information=True)
             atoms.info = {"hash": row.hash, "generator": row.get("generator", ""),
-                          "iteration": row.get("iteration", -1)}
+                          "iteration": row.get("iteration", -1),
+                          "energy_weight": row.get("energy_weight", 1.0)}
+            if "force_weights" in row.data:
+                atoms.arrays["force_weight"] = np.asarray(row.data["force_weights"], float)
             out.append(atoms)
         return out
 

@@ -26,6 +26,7 @@ from pyacemaker.config import ExplorationConfig
 from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
 from pyacemaker.errors import ParseError
 from pyacemaker.structures import bare
+from pyacemaker.structures.embedding import embed
 from pyacemaker.structures.policy import PolicyDecision
 from pyacemaker.structures.strategies import (
     antisite,
@@ -47,6 +48,7 @@ SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, m
 # iterations start from the fitted potential's own minimum (``equilibrate``)
 EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
 SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
+EMBEDDING_BUFFER = 2.0  # Angstrom beyond the cutoff kept around an embedded atom
 
 
 @dataclass
@@ -124,8 +126,9 @@ class StandardExplorer:
                 if md.status == "failed":
                     log.warning("MD run %s failed: %s (files in %s)", name, md.error, md.folder)
                     result.md_failures.append(f"{name}: {md.error}")
-                result.candidates.extend(
-                    md_candidates(md, origin, self.settings.labels_per_iteration))
+                result.candidates.extend(md_candidates(
+                    md, origin, self.settings.labels_per_iteration, self.max_atoms,
+                    potential.cutoff))
         return result
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
@@ -216,10 +219,12 @@ class StandardExplorer:
         return out
 
 
-def md_candidates(md: MDResult, origin: str, keep: int) -> list[Candidate]:
+def md_candidates(md: MDResult, origin: str, keep: int, max_atoms: int | None = None,
+                  cutoff: float = 5.0) -> list[Candidate]:
     """Candidates from one MD run: the ``keep`` extrapolative frames of highest gamma (the dump
     is streamed; no more than ``keep`` frames are held) and the last frame. A failed run gives
-    the frames written before the failure."""
+    the frames written before the failure. Frames with more than ``max_atoms`` atoms are cut
+    down by periodic embedding around their highest-gamma atom (``cutoff``: the potential's)."""
     request = md.request
     provenance = {"generator": "md", "origin": origin, "temperature_K": request.temperature_k,
                   "md_status": md.status}
@@ -238,8 +243,23 @@ def md_candidates(md: MDResult, origin: str, keep: int) -> list[Candidate]:
     frames = sorted(best, key=lambda item: item[1])
     if final is not None and final[0] not in {step for _, step, _ in frames}:
         frames.append((float(np.max(final[1].arrays["gamma"])), *final))
-    return [Candidate(bare(atoms), {**provenance, "md_step": step}, gamma)
-            for gamma, step, atoms in frames]
+    out = []
+    for gamma, step, atoms in frames:
+        candidate = Candidate(bare(atoms), {**provenance, "md_step": step}, gamma)
+        if max_atoms is not None and len(atoms) > max_atoms:
+            candidate = embedded(candidate, atoms.arrays["gamma"], cutoff)
+        out.append(candidate)
+    return out
+
+
+def embedded(candidate: Candidate, gammas: np.ndarray, cutoff: float) -> Candidate:
+    """The candidate cut down to a periodic cell around its highest-gamma atom (see
+    ``embedding.embed``), with its force weights in the provenance."""
+    cell, weights = embed(candidate.atoms, int(np.argmax(gammas)), cutoff, EMBEDDING_BUFFER)
+    log.info("embedded a %d-atom structure into %d atoms (%d weighted)", len(candidate.atoms),
+             len(cell), int(weights.sum()))
+    return Candidate(cell, {**candidate.provenance, "embedded_from_atoms": len(candidate.atoms),
+                            "force_weights": weights.tolist()}, candidate.gamma)
 
 
 def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:

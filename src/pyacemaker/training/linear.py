@@ -110,11 +110,23 @@ def delta_dataframe(structures: list[Atoms], baseline: ZBLCalculator,
     base_e, base_f = baseline_terms(structures, baseline)
     delta_e = df["energy"].to_numpy() - base_e
     if references is None:
-        references = reference_energies(structures, delta_e, sorted(baseline.elements))
+        usable = [k for k, a in enumerate(structures) if a.info.get("energy_weight", 1.0) > 0]
+        references = reference_energies([structures[k] for k in usable], delta_e[usable],
+                                        sorted(baseline.elements))
     offsets = np.array([sum(references[s] for s in a.get_chemical_symbols()) for a in structures])
     df["energy_corrected"] = delta_e - offsets
     df["forces"] = [np.asarray(f) - b for f, b in zip(df["forces"], base_f, strict=True)]
     return df, references
+
+
+def sample_weights(structures: list[Atoms]) -> np.ndarray | None:
+    """Ridge sample weights in pyace's design-matrix row order (one energy row per structure,
+    then three force rows per atom): ``info['energy_weight']`` and
+    ``arrays['force_weight']`` (periodic embedding), else 1; ``None`` when all are 1."""
+    energy = np.array([a.info.get("energy_weight", 1.0) for a in structures], float)
+    forces = np.concatenate([a.arrays.get("force_weight", np.ones(len(a))) for a in structures])
+    weights = np.concatenate([energy, np.repeat(forces, 3)])
+    return None if np.all(weights == 1.0) else weights
 
 
 def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
@@ -148,7 +160,8 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     train_ds.construct_design_matrix(max_workers=settings.workers)
     fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
                        train_dataset=train_ds)
-    fit.fit()
+    weights = sample_weights(train)
+    fit.fit(**({} if weights is None else {"sample_weight": weights}))
     train_err = fit.compute_errors(train_ds)
     test_err = None
     if test:
