@@ -17,6 +17,8 @@ from pyacemaker.errors import PyacemakerError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build machine-learning interatomic potentials (ACE) automatically.")
 console = Console()
+if not console.is_terminal:  # piped or captured: wide enough for the status table
+    console.width = max(console.width, 120)
 err_console = Console(stderr=True)
 
 CONFIG_TEMPLATE = """\

@@ -12,11 +12,11 @@ from pyacemaker.state import IterationRecord, WorkflowState
 
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
     """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
-    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗),
-    basis size, seconds spent labelling and fitting."""
+    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗), the
+    policy's MD temperatures, basis size, seconds spent labelling and fitting."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
-    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "basis",
-                 "time s"):
+    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "MD T K",
+                 "basis", "time s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in sorted(state.history, key=lambda r: r.iteration):
         e_ok = targets.energy_met(r.test_energy_rmse) if targets else None
@@ -25,7 +25,7 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
-            _md_runs(r), fmt(r.functions_per_element, "{}"),
+            _md_runs(r), _temperatures(r), fmt(r.functions_per_element, "{}"),
             f"{r.label_seconds + r.fit_seconds:.0f}",
         )
     return table
@@ -35,6 +35,15 @@ def _md_runs(r: IterationRecord) -> str:
     if not r.md_runs:
         return "-"
     return f"{r.halts}/{r.md_runs}" + (f" ({r.md_failures}✗)" if r.md_failures else "")
+
+
+def _temperatures(r: IterationRecord) -> str:
+    """The policy's MD temperature range, e.g. ``388-1359``."""
+    temperatures = (r.policy or {}).get("temperatures_k") or []
+    if not temperatures:
+        return "-"
+    low, high = min(temperatures), max(temperatures)
+    return f"{low:.0f}" if low == high else f"{low:.0f}-{high:.0f}"
 
 
 def status_dict(state: WorkflowState) -> dict[str, Any]:

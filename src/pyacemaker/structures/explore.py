@@ -202,10 +202,10 @@ class StandardExplorer:
         makers: dict[str, Callable[[Atoms], Any]] = {
             "rattle": lambda a: rattle(a, rng, s.rattle_stdev),
             "strain": lambda a: strain(a, rng, decision.max_strain, s.rattle_stdev),
-            "vacancy": lambda a: vacancy(a, rng),
-            "interstitial": lambda a: interstitial(a, rng),
-            "antisite": lambda a: antisite(a, rng),
-            "surface": lambda a: slab(a, rng, self.max_atoms, s.rattle_stdev),
+            "vacancy": lambda a: vacancy(a, rng, s.rattle_stdev / 2),
+            "interstitial": lambda a: interstitial(a, rng, s.rattle_stdev / 2),
+            "antisite": lambda a: antisite(a, rng, s.rattle_stdev / 2),
+            "surface": lambda a: slab(a, rng, self.max_atoms, s.rattle_stdev / 2),
             "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
         }
         out = []

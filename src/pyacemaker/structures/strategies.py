@@ -58,19 +58,22 @@ def strain(atoms: Atoms, rng: np.random.Generator, max_strain: float, stdev: flo
     return out, {"generator": "strain", "kind": kind, "strain": np.round(eps, 5).tolist()}
 
 
-def vacancy(atoms: Atoms, rng: np.random.Generator) -> Result:
-    """One atom removed."""
+def vacancy(atoms: Atoms, rng: np.random.Generator, stdev: float = 0.0) -> Result:
+    """One atom removed, the rest rattled by ``stdev`` (symmetry-equivalent vacancies of a
+    perfect crystal would otherwise be the same structure)."""
     if len(atoms) < 2:
         return None
     index = int(rng.integers(len(atoms)))
     out = bare(atoms)
     symbol = out[index].symbol
     del out[index]
+    out.positions += rng.normal(0.0, stdev, out.positions.shape)
     return out, {"generator": "vacancy", "removed": symbol}
 
 
-def interstitial(atoms: Atoms, rng: np.random.Generator) -> Result:
-    """One extra atom (a species of the start) at the most open of random trial points."""
+def interstitial(atoms: Atoms, rng: np.random.Generator, stdev: float = 0.0) -> Result:
+    """One extra atom (a species of the start) at the most open of random trial points, all
+    rattled by ``stdev``."""
     symbol = str(rng.choice(sorted(set(atoms.get_chemical_symbols()))))
     trials = rng.random((INTERSTITIAL_TRIALS, 3)) @ atoms.cell.array
     probe = bare(atoms)
@@ -83,6 +86,7 @@ def interstitial(atoms: Atoms, rng: np.random.Generator) -> Result:
     out = bare(atoms)
     out.append(symbol)
     out.positions[-1] = trials[int(np.argmax(nearest))]
+    out.positions += rng.normal(0.0, stdev, out.positions.shape)
     return out, {"generator": "interstitial", "added": symbol}
 
 
@@ -93,8 +97,9 @@ def exchangeable_pairs(elements: list[str]) -> list[tuple[str, str]]:
             if (a in NON_METALS) == (b in NON_METALS)]
 
 
-def antisite(atoms: Atoms, rng: np.random.Generator) -> Result:
-    """Two atoms of exchangeable species (see ``exchangeable_pairs``) exchanged."""
+def antisite(atoms: Atoms, rng: np.random.Generator, stdev: float = 0.0) -> Result:
+    """Two atoms of exchangeable species (see ``exchangeable_pairs``) exchanged, all rattled by
+    ``stdev``."""
     symbols = np.array(atoms.get_chemical_symbols())
     pairs = exchangeable_pairs(sorted(set(symbols)))
     if not pairs:
@@ -104,6 +109,7 @@ def antisite(atoms: Atoms, rng: np.random.Generator) -> Result:
     j = int(rng.choice(np.flatnonzero(symbols == b)))
     out = bare(atoms)
     out.positions[[i, j]] = out.positions[[j, i]]
+    out.positions += rng.normal(0.0, stdev, out.positions.shape)
     return out, {"generator": "antisite", "exchanged": f"{a}-{b}"}
 
 
