@@ -161,3 +161,27 @@ def test_embedded_cell_keeps_the_centre_neighbourhood():
     distance = np.linalg.norm(cell.positions - cell.positions[0], axis=1)
     assert weights[0] == 1 and np.all(weights[distance > buffer] == 0)
     assert np.all(weights[distance <= buffer] == 1)
+
+
+def test_random_symmetric_crystal_keeps_the_composition():
+    from pyacemaker.config import ExplorationConfig, SeedsConfig
+    from pyacemaker.structures.explore import StandardExplorer
+
+    explorer = StandardExplorer(ExplorationConfig(), engine=None, seeds=SeedsConfig())
+    made = explorer.random_crystal(rutile(), np.random.default_rng(3))
+    assert made is not None
+    atoms, info = made
+    n = counts(atoms)
+    assert n["O"] == 2 * n["Ti"] and len(atoms) <= 64 and physical(atoms, factor=0.5)
+    assert info["generator"] == "random" and info["space_group"]
+
+
+def test_policy_adds_npt_when_md_is_quiet_and_drops_it_when_it_halts():
+    start = initial_decision(["Cu"], 0.04)
+    assert start.pressures_gpa == []  # NVT at the equilibrated volume first
+    quiet = adapt(start, halts=0, md_runs=3, fixed_temperatures=False)
+    assert quiet.pressures_gpa == [0.0, 5.0] and "NPT" in quiet.reasons[0]
+    rough = adapt(quiet, halts=3, md_runs=3, fixed_temperatures=False)
+    assert rough.pressures_gpa == [] and "NVT only" in rough.reasons[0]
+    user = initial_decision(["Cu"], 0.04, pressures_gpa=[2.0])
+    assert adapt(user, 0, 3, False, fixed_pressures=True).pressures_gpa == [2.0]

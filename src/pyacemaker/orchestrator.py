@@ -235,7 +235,8 @@ class Workflow:
             return initial_decision(self.config.elements, s.max_strain, s.md_temperatures,
                                     s.md_pressures_gpa)
         return adapt(PolicyDecision.model_validate(previous.policy), previous.halts,
-                     previous.md_runs, fixed_temperatures=s.md_temperatures is not None)
+                     previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
+                     fixed_pressures=bool(s.md_pressures_gpa))
 
     def potential_of(self, iteration: int) -> Potential:
         return Potential.load(self.potential_dir(iteration))
@@ -260,7 +261,7 @@ def standard_explorer(config: Config, show_progress: bool = True) -> StandardExp
     engine = LammpsEngine(config.dynamics.lammps_command, config.dynamics.timeout_s)
     engine.check()
     return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress,
-                            config.seeds.max_atoms)
+                            config.seeds)
 
 
 def read_resolved_config(workdir: Path) -> Config:

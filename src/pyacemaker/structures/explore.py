@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ import numpy as np
 from ase import Atoms
 from rich.progress import MofNCompleteColumn, Progress
 
-from pyacemaker.config import ExplorationConfig
+from pyacemaker.composition import reduce_counts
+from pyacemaker.config import ExplorationConfig, SeedsConfig
 from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
 from pyacemaker.errors import ParseError
 from pyacemaker.structures import bare
 from pyacemaker.structures.embedding import embed
 from pyacemaker.structures.policy import PolicyDecision
+from pyacemaker.structures.seeds import fit_cell, random_crystals
 from pyacemaker.structures.strategies import (
     antisite,
     interstitial,
@@ -91,9 +94,10 @@ class StandardExplorer:
     from ``random_seed`` and the iteration)."""
 
     def __init__(self, settings: ExplorationConfig, engine: LammpsEngine, md_workers: int = 1,
-                 show_progress: bool = True, max_atoms: int = 64) -> None:
+                 show_progress: bool = True, seeds: SeedsConfig | None = None) -> None:
         self.settings = settings
-        self.max_atoms = max_atoms
+        self.seeds = seeds or SeedsConfig()
+        self.max_atoms = self.seeds.max_atoms
         self.engine = engine
         self.md_workers = md_workers
         self.show_progress = show_progress
@@ -182,6 +186,18 @@ class StandardExplorer:
                 out.append(Candidate(made[0], {**made[1], "origin": origin}))
         return out
 
+    def random_crystal(self, atoms: Atoms, rng: np.random.Generator,
+                       ) -> tuple[Atoms, dict[str, Any]] | None:
+        """A random symmetric crystal (pyxtal) of the start's composition, in a cell fitted like
+        the seeds (``seeds.min_cell_width``, ``seeds.max_atoms``); ``None`` if none is found."""
+        counts = reduce_counts(Counter(atoms.get_chemical_symbols()))
+        found = random_crystals(counts, 1, int(rng.integers(2**31)))
+        if not found:
+            return None
+        origin, crystal = found[0]
+        cell = fit_cell(origin, crystal, self.seeds, allow_primitive=True)
+        return cell, {"generator": "random", "space_group": origin.removeprefix("random:")}
+
     def strategies(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
                    per_start: int, decision: PolicyDecision, potential: Potential,
                    ) -> list[Candidate]:
@@ -207,6 +223,7 @@ class StandardExplorer:
             "antisite": lambda a: antisite(a, rng, s.rattle_stdev / 2),
             "surface": lambda a: slab(a, rng, self.max_atoms, s.rattle_stdev / 2),
             "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
+            "random": lambda a: self.random_crystal(a, rng),
         }
         out = []
         for _ in range(per_start):

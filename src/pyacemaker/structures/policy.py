@@ -22,10 +22,11 @@ HOTTEST = 1.3  # most a schedule may reach, in melting points (a hot liquid)
 STRAIN_LIMITS = (0.01, 0.10)
 RATIOS = {
     "metal": {"rattle": 0.3, "strain": 0.25, "vacancy": 0.15, "interstitial": 0.05,
-              "antisite": 0.1, "surface": 0.1, "swap": 0.05},
+              "antisite": 0.1, "surface": 0.1, "swap": 0.05, "random": 0.03},
     "covalent/ionic": {"rattle": 0.35, "strain": 0.25, "vacancy": 0.1, "interstitial": 0.05,
-                       "antisite": 0.05, "surface": 0.15, "swap": 0.05},
+                       "antisite": 0.05, "surface": 0.15, "swap": 0.05, "random": 0.05},
 }
+NPT_PRESSURES_GPA = [0.0, 5.0]  # added once MD runs stop halting: the cell may relax or compress
 DEFECTS = ("vacancy", "interstitial", "antisite", "swap")
 EXCHANGES = ("antisite", "swap")
 
@@ -86,21 +87,27 @@ def initial_decision(elements: list[str], max_strain: float,
 
 
 def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures: bool,
-          ) -> PolicyDecision:
+          fixed_pressures: bool = False) -> PolicyDecision:
     """The next iteration's decision from the previous one and how its MD went."""
     change: dict[str, Any] = {"iteration": previous.iteration + 1}
     if md_runs == 0:
         return previous.model_copy(update={**change, "reasons": ["no MD ran: unchanged"]})
     share = halts / md_runs
     temperatures, strain, ratios = previous.temperatures_k, previous.max_strain, previous.ratios
+    pressures = previous.pressures_gpa
     if share > 0.5:
         factor, reason = 0.8, f"{halts}/{md_runs} MD runs halted: cooler MD, smaller strains"
         strain = max(STRAIN_LIMITS[0], strain * 0.75)
+        if not fixed_pressures and pressures:
+            pressures, reason = [], reason + ", NVT only"
     elif halts == 0:
         factor, reason = 1.25, (f"no MD run halted ({md_runs} runs): hotter MD, more strain "
                                 "and more defects")
         strain = min(STRAIN_LIMITS[1], strain * 1.25)
         ratios = _normalised({k: v * (1.5 if k in DEFECTS else 1.0) for k, v in ratios.items()})
+        if not fixed_pressures and not pressures:
+            pressures = list(NPT_PRESSURES_GPA)
+            reason += f", NPT at {' and '.join(f'{p:g}' for p in pressures)} GPa"
     else:
         return previous.model_copy(update={
             **change, "reasons": [f"{halts}/{md_runs} MD runs halted: unchanged"]})
@@ -108,6 +115,7 @@ def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures
         hottest = HOTTEST * previous.melting_k
         temperatures = [round(min(hottest, t * factor)) for t in temperatures]
     return previous.model_copy(update={**change, "temperatures_k": temperatures,
+                                       "pressures_gpa": pressures,
                                        "max_strain": round(strain, 4), "ratios": ratios,
                                        "reasons": [reason]})
 

@@ -76,7 +76,7 @@ def _primitive(atoms: Atoms) -> Atoms | None:
     return prim
 
 
-def _fit(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool) -> Atoms:
+def fit_cell(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool) -> Atoms:
     """Supercell reaching ``min_cell_width``; the primitive cell is used if that does better."""
     width, limit = settings.min_cell_width, settings.max_atoms
     best = supercell_for_width(atoms, width, limit)
@@ -181,7 +181,7 @@ def prototype_names(composition: dict[str, int]) -> list[str]:
             for origin, _ in _prototypes(reduce_counts(composition))]
 
 
-def _random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
+def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
     """Up to ``n`` random symmetric crystals in distinct space groups, reproducible from seed."""
     from pyxtal import pyxtal  # slow import, only needed here
 
@@ -269,9 +269,9 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
             else:
                 seeds.append((origin, _clean(atoms)))
         if not seeds:
-            seeds = _random_crystals(composition, settings.n_random, seed)
+            seeds = random_crystals(composition, settings.n_random, seed)
     if not seeds:
         raise ConfigError(f"no seed structure could be built for {_formula(composition)}; "
                           "give structure files under seeds.files")
-    return [(origin, _fit(origin, atoms, settings, not origin.startswith("file:")))
+    return [(origin, fit_cell(origin, atoms, settings, not origin.startswith("file:")))
             for origin, atoms in seeds]
