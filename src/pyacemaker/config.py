@@ -175,7 +175,8 @@ class ExplorationConfig(_Model):
     md_steps: int = Field(60, ge=1, description="MD steps per run")
     md_timestep_fs: float = Field(1.0, gt=0, description="fs")
     md_pressures_gpa: list[float] = Field(
-        default_factory=list, description="GPa; NPT runs at each pressure, NVT when empty"
+        default_factory=list, description="GPa; NPT runs at each pressure; empty: the policy "
+        "decides (NVT first, NPT at 0 and 5 GPa once MD stops halting)"
     )
     md_gamma_every: int = Field(
         10, ge=1, description="steps between gamma checks (halt test and extrapolative dumps)"
