@@ -97,7 +97,6 @@ class StandardExplorer:
                  show_progress: bool = True, seeds: SeedsConfig | None = None) -> None:
         self.settings = settings
         self.seeds = seeds or SeedsConfig()
-        self.max_atoms = self.seeds.max_atoms
         self.engine = engine
         self.md_workers = md_workers
         self.show_progress = show_progress
@@ -131,7 +130,7 @@ class StandardExplorer:
                     log.warning("MD run %s failed: %s (files in %s)", name, md.error, md.folder)
                     result.md_failures.append(f"{name}: {md.error}")
                 result.candidates.extend(md_candidates(
-                    md, origin, self.settings.labels_per_iteration, self.max_atoms,
+                    md, origin, self.settings.labels_per_iteration, self.seeds.max_atoms,
                     potential.cutoff))
         return result
 
@@ -221,7 +220,7 @@ class StandardExplorer:
             "vacancy": lambda a: vacancy(a, rng, s.rattle_stdev / 2),
             "interstitial": lambda a: interstitial(a, rng, s.rattle_stdev / 2),
             "antisite": lambda a: antisite(a, rng, s.rattle_stdev / 2),
-            "surface": lambda a: slab(a, rng, self.max_atoms, s.rattle_stdev / 2),
+            "surface": lambda a: slab(a, rng, self.seeds.max_atoms, s.rattle_stdev / 2),
             "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
             "random": lambda a: self.random_crystal(a, rng),
         }
