@@ -20,6 +20,11 @@ NON_METALS = frozenset({"H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S"
 MAGNETIC = frozenset({"Cr", "Mn", "Fe", "Co", "Ni", "Gd"})
 
 
+def has_metal(elements: list[str]) -> bool:
+    """Whether any element is a metal (DFT then needs smearing)."""
+    return any(e not in NON_METALS for e in elements)
+
+
 def reduce_counts(counts: dict[str, int]) -> dict[str, int]:
     """Element counts divided by their greatest common divisor (``Ti2O4`` -> ``TiO2``)."""
     divisor = gcd(*counts.values())

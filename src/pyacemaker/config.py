@@ -386,16 +386,19 @@ def resolve(config: Config) -> Config:
     )
 
 
+def _require_executable(command: str, field: str, fix: str) -> None:
+    """ConfigError naming ``field`` unless the command's program is on PATH."""
+    program = shlex.split(command)[0]
+    if shutil.which(program) is None:
+        raise ConfigError(f"field '{field}': '{program}' is not an executable on PATH; {fix}")
+
+
 def _resolve_dft(dft: DftConfig, elements: list[str]) -> DftConfig:
     """Check the pw.x command and pick pseudopotentials and cutoffs (user values win)."""
     from pyacemaker.oracle.pseudopotentials import choose_pseudopotentials
 
-    program = shlex.split(dft.command)[0]
-    if shutil.which(program) is None:
-        raise ConfigError(
-            f"field 'oracle.dft.command': '{program}' is not an executable on PATH; install "
-            "Quantum ESPRESSO (`apt-get install quantum-espresso`) or give the full path"
-        )
+    _require_executable(dft.command, "oracle.dft.command", "install Quantum ESPRESSO "
+                        "(`apt-get install quantum-espresso`) or give the full path")
     folder = dft.pseudo_dir.resolve() if dft.pseudo_dir else None
     chosen = choose_pseudopotentials(elements, folder)
     if dft.pseudopotentials:
@@ -419,11 +422,8 @@ def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
     """Check the VASP command and that a POTCAR exists for every element."""
     from pyacemaker.oracle.vasp import potcar_paths
 
-    program = shlex.split(vasp.command)[0]
-    if shutil.which(program) is None:
-        raise ConfigError(f"field 'oracle.vasp.command': '{program}' is not an executable on "
-                          "PATH; give the full path to VASP (it cannot be installed from a "
-                          "package registry)")
+    _require_executable(vasp.command, "oracle.vasp.command", "give the full path to VASP (it "
+                        "cannot be installed from a package registry)")
     pp_path = vasp.pp_path or (Path(os.environ["VASP_PP_PATH"]) if os.environ.get(
         "VASP_PP_PATH") else None)
     if pp_path is None:

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 from ase import Atoms
 from pydantic import BaseModel, Field
 
+from pyacemaker.config import OracleConfig
+
 
 class LabelResult(BaseModel):
     """One reference calculation. A failure is a result too (``ok=False`` with a reason)."""
@@ -20,6 +22,13 @@ class LabelResult(BaseModel):
     reason: str = Field("", description="why the calculation failed")
     seconds: float = Field(0.0, description="wall time, s")
     settings: dict[str, Any] = Field(default_factory=dict, description="oracle settings used")
+
+
+def recorded_settings(config: OracleConfig) -> dict[str, Any]:
+    """The oracle settings stored with every label: the engine's own, without worker counts
+    or the sections of other engines."""
+    unused = {"dft", "vasp"} - {{"espresso": "dft", "vasp": "vasp"}.get(config.engine, "")}
+    return config.model_dump(mode="json", exclude={"workers", *unused})
 
 
 class Oracle(Protocol):

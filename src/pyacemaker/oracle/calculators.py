@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
 from pyacemaker.config import OracleConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.oracle.base import LabelResult, recorded_settings
 
 
 def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:
@@ -53,8 +53,7 @@ class CalculatorOracle:
     """Labels structures with an ASE calculator; a calculator exception becomes a failed label."""
 
     def __init__(self, settings: OracleConfig) -> None:
-        self.settings: dict[str, Any] = settings.model_dump(mode="json",
-                                                            exclude={"workers", "dft"})
+        self.settings: dict[str, Any] = recorded_settings(settings)
         self._make = calculator_factory(settings)
 
     def label(self, atoms: Atoms) -> LabelResult:

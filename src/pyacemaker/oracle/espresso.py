@@ -17,8 +17,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.espresso import Espresso, EspressoProfile
 
-from pyacemaker.composition import MAGNETIC, NON_METALS
+from pyacemaker.composition import MAGNETIC, has_metal
 from pyacemaker.config import OracleConfig
+from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
 
 STARTING_MAGNETIZATION = 0.5
@@ -53,7 +54,7 @@ class EspressoOracle(HealingOracle):
     ladder = HEALING_LADDER
 
     def __init__(self, settings: OracleConfig, scratch: Path) -> None:
-        super().__init__(settings.model_dump(mode="json", exclude={"workers", "vasp"}), scratch,
+        super().__init__(recorded_settings(settings), scratch,
                          settings.dft.max_attempts)
         self.config = settings
         self.dft = settings.dft
@@ -64,7 +65,7 @@ class EspressoOracle(HealingOracle):
         elements = sorted(set(atoms.get_chemical_symbols()))
         change = dict(self.ladder[rung])
         system: dict[str, Any] = {"ecutwfc": dft.ecutwfc, "ecutrho": dft.ecutrho}
-        metallic = any(e not in NON_METALS for e in elements)
+        metallic = has_metal(elements)
         smearing_factor = change.pop("smearing_factor", None)
         if metallic or smearing_factor:
             system.update(occupations="smearing", smearing="mv",

@@ -18,8 +18,9 @@ from ase.calculators.vasp import Vasp
 from ase.calculators.vasp.setups import get_default_setups
 from ase.io import read
 
-from pyacemaker.composition import MAGNETIC, NON_METALS
+from pyacemaker.composition import MAGNETIC, has_metal
 from pyacemaker.config import OracleConfig
+from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
 
 POTCAR_FOLDER = "potpaw_PBE"
@@ -45,7 +46,7 @@ class VaspOracle(HealingOracle):
     ladder = HEALING_LADDER
 
     def __init__(self, settings: OracleConfig, scratch: Path) -> None:
-        super().__init__(settings.model_dump(mode="json", exclude={"workers", "dft"}), scratch,
+        super().__init__(recorded_settings(settings), scratch,
                          settings.vasp.max_attempts)
         self.config = settings
         self.vasp = settings.vasp
@@ -55,7 +56,7 @@ class VaspOracle(HealingOracle):
         before the ladder's changes."""
         v = self.vasp
         elements = sorted(set(atoms.get_chemical_symbols()))
-        metallic = any(e not in NON_METALS for e in elements)
+        metallic = has_metal(elements)
         incar: dict[str, Any] = {
             "xc": "PBE", "setups": v.setups, "encut": v.encut, "kspacing": v.kspacing,
             "kgamma": True, "ismear": 1 if metallic else 0, "sigma": 0.1 if metallic else 0.05,
