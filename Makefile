@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QE := /usr/bin/pw.x /usr/share/espresso/pseudo
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: quickstart test lint clean
 
@@ -14,7 +15,7 @@ quickstart: $(STAMP)
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(QE)
+test: $(STAMP) $(QE) $(CHROMIUM)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
@@ -25,6 +26,10 @@ lint: $(STAMP)
 # Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
 $(QE):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y quantum-espresso quantum-espresso-data
+
+# Chromium, headless, for the test that renders the HTML validation report
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }

@@ -35,3 +35,17 @@ def emt_copper(n: int, seed: int) -> list[Atoms]:
 def copper_data() -> tuple[list[Atoms], list[Atoms]]:
     """(train, test): 60 and 20 EMT-labelled Cu structures from independent streams."""
     return emt_copper(60, seed=1), emt_copper(20, seed=2)
+
+
+@pytest.fixture(scope="session")
+def copper_fit(copper_data, tmp_path_factory):
+    """(potential, fit result, folder): linear ACE + ZBL fitted to ``copper_data``."""
+    from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
+    from pyacemaker.training.linear import fit_linear_ace
+
+    train, test = copper_data
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
+    folder = tmp_path_factory.mktemp("fit") / "potential"
+    potential, result = fit_linear_ace(train, test, ["Cu"], settings, folder)
+    return potential, result, folder

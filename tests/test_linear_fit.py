@@ -13,13 +13,8 @@ from pyacemaker.training.selection import max_gamma, select
 
 
 @pytest.fixture(scope="module")
-def fitted(copper_data, tmp_path_factory):
-    train, test = copper_data
-    inner, outer = default_zbl_range(["Cu"])
-    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
-    folder = tmp_path_factory.mktemp("fit") / "potential"
-    potential, result = fit_linear_ace(train, test, ["Cu"], settings, folder)
-    return potential, result, folder
+def fitted(copper_fit):
+    return copper_fit
 
 
 def test_cu_from_emt_meets_accuracy_targets(fitted):

@@ -21,6 +21,7 @@ from pyacemaker.orchestrator import Workflow
 from pyacemaker.state import WorkflowState
 
 TESTS = Path(__file__).parent
+SLOW = "ase:slow_emt:SlowEMT"  # EMT with a delay, logging every calculation (tests/slow_emt.py)
 SMALL = {
     "composition": "Cu",
     "budget": {"max_iterations": 2, "max_labels": 60},
@@ -33,16 +34,25 @@ SMALL = {
 def write_config(folder: Path, engine: str, **extra) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = {**SMALL, "workdir": str(folder / "run"), "oracle": {"engine": engine, **extra}}
+    if engine == SLOW:  # the kill tests count oracle calls; validation would add its own
+        data["validation"] = {"every_iteration": False}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def test_two_iteration_emt_loop_leaves_everything_in_workdir(tmp_path):
-    config = write_config(tmp_path, "emt")
+@pytest.fixture(scope="module")
+def emt_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(config, workdir) of a finished two-iteration EMT run, made through the CLI."""
+    folder = tmp_path_factory.mktemp("emt")
+    config = write_config(folder, "emt")
     result = CliRunner().invoke(app, ["run", str(config), "--no-progress"])
     assert result.exit_code == 0, result.output
-    run = tmp_path / "run"
+    return config, folder / "run"
+
+
+def test_two_iteration_emt_loop_leaves_everything_in_workdir(emt_run):
+    config, run = emt_run
     for name in ("dataset.db", "state.json", "config.resolved.yaml", "seeds.extxyz", "run.log",
                  "potential/potential.yace"):
         assert (run / name).is_file(), name
@@ -70,10 +80,30 @@ def test_two_iteration_emt_loop_leaves_everything_in_workdir(tmp_path):
     assert again.exit_code == 0 and len(list(connect(str(run / "dataset.db")).select())) == total
 
 
+def test_every_iteration_is_validated_and_reported(emt_run):
+    _, run = emt_run
+    state = WorkflowState.load(run)
+    for record in state.history:
+        stored = json.loads((run / "iterations" / f"iter_{record.iteration:03d}" / "validation"
+                             / "validation.json").read_text())
+        assert record.validation_passed is stored["passed"]
+        assert record.validation_failed == [c["name"] for c in stored["checks"] if c["passed"] is False]
+        assert stored["eos_oracle"] is not None  # EMT is cheap: its bulk modulus is compared
+        assert [h["iteration"] for h in stored["history"]] == list(range(record.iteration + 1))
+    final = json.loads((run / "iterations" / "iter_002" / "validation" / "validation.json").read_text())
+    assert final["stop_reason"] == state.stop_reason
+    assert (run / "validation_report.html").read_text() == (
+        run / "iterations" / "iter_002" / "validation" / "validation_report.html").read_text()
+    assert state.history[2].policy is not None
+    html = (run / "validation_report.html").read_text()
+    assert "Exploration policy per iteration" in html and state.history[2].policy["reasons"][0] in html
+    assert "valid" in CliRunner().invoke(app, ["status", str(run)]).output
+    again = CliRunner().invoke(app, ["validate", str(run / "potential"), "--output", str(run.parent),
+                                     "--no-progress"])  # inside the workdir: its data and targets
+    assert again.exit_code in (0, 1) and "held-out energy RMSE" in again.output
+
+
 # ---------------------------------------------------------------------------- kill / resume
-
-SLOW = "ase:slow_emt:SlowEMT"
-
 
 def start_run(config: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",

@@ -1,4 +1,4 @@
-"""Command line: ``pyacemaker init | run | status | doctor``."""
+"""Command line: ``pyacemaker init | run | status | validate | doctor``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,57 @@ def status(
         return
     targets = _stored_targets(workdir)
     console.print(history_table(state, targets))
+
+
+@app.command()
+def validate(
+    potential: Annotated[Path, typer.Argument(help="potential folder (potential.json, .yaml, .asi)")],
+    structure: Annotated[Path | None, typer.Option(
+        help="structure file to test (cif, POSCAR, extxyz); default: the run's first seed")] = None,
+    oracle: Annotated[str | None, typer.Option(
+        help="cheap reference for the bulk modulus (emt, tblite, ase:<module>:<Class>); default: "
+             "the run's oracle when cheap")] = None,
+    output: Annotated[Path, typer.Option(help="folder for validation_report.html and "
+                                              "validation.json")] = Path("."),
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Grade a potential: held-out errors (inside a run's workdir), equation of state, elastic
+    constants and Born stability, phonons; writes an HTML report. Exit 1 when it fails."""
+    from pyacemaker.config import OracleConfig, ValidationConfig
+    from pyacemaker.training.potential import META_FILE, Potential
+    from pyacemaker.validation import report, run
+    from pyacemaker.validation.validate import validate as grade
+
+    _setup_logging(False)
+    if not (potential / META_FILE).is_file():
+        raise _fail(FileNotFoundError(f"'{potential}' is not a potential folder ({META_FILE} not "
+                                      "found); give e.g. runs/tio2/potential"))
+    try:
+        model = Potential.load(potential)
+        reference = OracleConfig(engine=oracle) if oracle else None
+        test = None if structure is None else run.read_test_structure(structure, model.elements,
+                                                                      "--structure")
+        workdir = run.find_run(potential)
+        if workdir is not None:
+            from pyacemaker.orchestrator import read_resolved_config
+
+            settings = read_resolved_config(workdir)
+            if reference is not None:
+                settings = settings.model_copy(update={"oracle": reference})
+            result = run.validate_in_run(model, settings, workdir, test, progress)
+        elif test is None:
+            raise _fail(ValueError(f"'{potential}' is not inside a run's workdir; give the "
+                                   "structure to test with --structure FILE"))
+        else:
+            calc = run.cheap_oracle(reference) if reference else None
+            result = grade(model, test, ValidationConfig(), oracle=calc, show_progress=progress)
+    except (PyacemakerError, ValueError) as err:
+        raise _fail(err) from None
+    path = report.write_report(result, output)
+    console.print(report.summary_table(result))
+    console.print(f"report: {path}")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -84,6 +84,9 @@ class VaspConfig(_Model):
     _command = field_validator("command")(classmethod(lambda cls, v: check_command(v)))
 
 
+DEFAULT_TBLITE_METHOD = "GFN1-xTB"
+
+
 class OracleConfig(_Model):
     """Which reference method labels structures (energies, forces, stresses)."""
 
@@ -229,6 +232,31 @@ class TrainerConfig(_Model):
     )
 
 
+class ValidationConfig(_Model):
+    """The physical tests every potential gets, and what counts as passing them."""
+
+    structure: Path | None = Field(
+        None, description="structure file to test (cif, POSCAR, extxyz); default: the run's first "
+        "seed, reduced to its primitive cell"
+    )
+    every_iteration: bool = Field(True, description="validate every iteration's potential")
+    eos_max_strain: float = Field(
+        0.02, gt=0, lt=0.2, description="largest linear strain of the equation of state (volumes "
+        "span about three times this)"
+    )
+    bulk_modulus_tolerance: float = Field(
+        0.10, gt=0, description="largest relative difference from the oracle's bulk modulus, "
+        "checked when the oracle is cheap (emt, tblite, ase:...)"
+    )
+    elastic_strain: float = Field(0.01, gt=0, lt=0.1, description="largest strain of the "
+                                  "finite-strain elastic constants")
+    phonon_min_width: float = Field(9.0, gt=0, description="Angstrom; phonon supercell width")
+    phonon_tolerance_thz: float = Field(
+        0.1, ge=0, description="THz; modes below minus this are imaginary (acoustic modes next "
+        "to Gamma get 0.5 THz for numerical noise)"
+    )
+
+
 class Config(_Model):
     """The whole run: one root, one sub-model per component."""
 
@@ -241,6 +269,7 @@ class Config(_Model):
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @field_validator("composition")
     @classmethod
@@ -364,7 +393,7 @@ def resolve(config: Config) -> Config:
         )
     oracle = config.oracle
     if oracle.engine == "tblite" and oracle.method is None:
-        oracle = oracle.model_copy(update={"method": "GFN1-xTB"})
+        oracle = oracle.model_copy(update={"method": DEFAULT_TBLITE_METHOD})
     if oracle.engine == "espresso":
         for namelist, values in oracle.parameters.items():
             if not isinstance(values, dict):
@@ -473,19 +502,20 @@ def dump_config(config: Config) -> str:
 
 def check_resumable(stored: Config, new: Config) -> None:
     """Refuse to resume a workdir with settings that change what the run computes; budget,
-    targets, worker counts and how LAMMPS is started (``dynamics``) may change."""
+    targets, worker counts, validation and how LAMMPS is started (``dynamics``) may change."""
     old, cur = (_fixed_settings(c) for c in (stored, new))
     changed = _diff_keys(old, cur)
     if changed:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
-            f"({', '.join(changed)} changed); only budget, targets, dynamics and workers may "
+            f"({', '.join(changed)} changed); only budget, targets, validation, dynamics and workers may "
             "change on resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
         )
 
 
 def _fixed_settings(config: Config) -> dict[str, Any]:
-    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics"})
+    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics",
+                                                        "validation"})
     data["oracle"].pop("workers")
     for code in ("dft", "vasp"):
         for how_to_run in ("command", "timeout_s"):  # may differ between machines

@@ -12,8 +12,10 @@ Workdir layout::
     seeds.extxyz           the starting structures
     iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
     iterations/iter_NNN/md/RUN/      LAMMPS input, log and dumps of each MD run
+    iterations/iter_NNN/validation/  validation.json and validation_report.html
     dft/HASH/attempt_N/    pw.x input and output of each attempt (espresso)
     potential/             copy of the latest potential
+    validation_report.html the latest potential's report
     run.log                the log of every session
 """
 
@@ -43,6 +45,9 @@ from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.training.linear import fit_linear_ace, load_fit
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import select
+from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
+from pyacemaker.validation.run import validate_in_run
+from pyacemaker.validation.validate import ValidationResult
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +187,15 @@ class Workflow:
         self.state.phase = "evaluate"
 
     def evaluate(self) -> None:
-        """Publish the potential, show the history, decide whether to go on."""
+        """Publish and validate the potential, decide whether to go on."""
         i = self.state.iteration
         _publish(self.potential_dir(i), self.workdir / "potential")
         r = self.state.record(i)
         log.info("iteration %d: held-out RMSE %s meV/atom, %s eV/A (%d train, %d test structures)",
                  i, fmt(r.test_energy_rmse, "{:.2f}"), fmt(r.test_force_rmse, "{:.4f}"), r.n_train,
                  r.n_test)
+        if self.config.validation.every_iteration:
+            self.validate(i)
         if i >= self.config.budget.max_iterations:
             self.finish(i, f"iteration budget reached ({i} iterations); targets "
                            f"{'met' if self.targets_met(i) else 'not met'}")
@@ -198,6 +205,36 @@ class Workflow:
         else:
             self.state.iteration = i + 1
             self.state.phase = "explore"
+        if self.state.phase == "done" and self.config.validation.every_iteration:
+            self.add_stop_reason_to_report(i)
+
+    def validate(self, i: int) -> None:
+        """Grade iteration ``i``'s potential and write its report (kept when already written);
+        the workdir's ``validation_report.html`` is the latest one."""
+        folder = self.iteration_dir(i) / "validation"
+        if (folder / RESULT_FILE).is_file():
+            result = ValidationResult.model_validate_json((folder / RESULT_FILE).read_text())
+        else:
+            log.info("iteration %d: validating the potential", i)
+            self.state.save(self.workdir)  # the report's history includes this iteration
+            result = validate_in_run(self.potential_of(i), self.config, self.workdir,
+                                     show_progress=self.show_progress)
+            write_report(result, folder)
+        write_atomic(self.workdir / REPORT_FILE, (folder / REPORT_FILE).read_text())
+        record = self.state.record(i)
+        record.validation_passed = result.passed
+        record.validation_failed = [c.name for c in result.checks if c.passed is False]
+        record.validation_seconds = result.seconds
+        log.info("iteration %d: validation %s%s (%s)", i, "passed" if result.passed else "FAILED",
+                 "" if result.passed else ": " + ", ".join(record.validation_failed),
+                 self.workdir / REPORT_FILE)
+
+    def add_stop_reason_to_report(self, i: int) -> None:
+        """Rewrite the final report with the reason the run stopped."""
+        folder = self.iteration_dir(i) / "validation"
+        result = ValidationResult.model_validate_json((folder / RESULT_FILE).read_text())
+        write_report(result.model_copy(update={"stop_reason": self.state.stop_reason}), folder)
+        write_atomic(self.workdir / REPORT_FILE, (folder / REPORT_FILE).read_text())
 
     # ------------------------------------------------------------------ helpers
 

@@ -49,6 +49,9 @@ class IterationRecord(BaseModel):
     n_test: int = 0
     label_seconds: float = 0.0
     fit_seconds: float = 0.0
+    validation_passed: bool | None = Field(None, description="the potential passed validation")
+    validation_failed: list[str] = Field(default_factory=list, description="failed checks")
+    validation_seconds: float = 0.0
 
 
 class WorkflowState(BaseModel):

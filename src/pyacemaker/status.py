@@ -13,10 +13,11 @@ from pyacemaker.state import IterationRecord, WorkflowState
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
     """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
     when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗), the
-    policy's MD temperatures, basis size, seconds spent labelling and fitting."""
+    policy's MD temperatures, basis size, validation verdict, seconds spent labelling, fitting
+    and validating."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
     for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "MD T K",
-                 "basis", "time s"):
+                 "basis", "valid", "time s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in sorted(state.history, key=lambda r: r.iteration):
         e_ok = targets.energy_met(r.test_energy_rmse) if targets else None
@@ -25,8 +26,8 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
-            _md_runs(r), _temperatures(r), fmt(r.functions_per_element, "{}"),
-            f"{r.label_seconds + r.fit_seconds:.0f}",
+            _md_runs(r), _temperatures(r), fmt(r.functions_per_element, "{}"), _validation(r),
+            f"{r.label_seconds + r.fit_seconds + r.validation_seconds:.0f}",
         )
     return table
 
@@ -35,6 +36,13 @@ def _md_runs(r: IterationRecord) -> str:
     if not r.md_runs:
         return "-"
     return f"{r.halts}/{r.md_runs}" + (f" ({r.md_failures}✗)" if r.md_failures else "")
+
+
+def _validation(r: IterationRecord) -> str:
+    """``pass``, or ``✗`` with the number of failed checks; ``-`` when not validated."""
+    if r.validation_passed is None:
+        return "-"
+    return "[green]pass[/]" if r.validation_passed else f"[red]✗ {len(r.validation_failed)}[/]"
 
 
 def _temperatures(r: IterationRecord) -> str:

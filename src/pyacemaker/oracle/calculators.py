@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
-from pyacemaker.config import OracleConfig
+from pyacemaker.config import DEFAULT_TBLITE_METHOD, OracleConfig
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.base import LabelResult, recorded_settings
 
@@ -37,7 +37,7 @@ def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:
                 "field 'oracle.engine': tblite is not installed; `pip install tblite`"
             ) from err
         params.setdefault("verbosity", 0)
-        return lambda: TBLite(method=settings.method, **params)
+        return lambda: TBLite(method=settings.method or DEFAULT_TBLITE_METHOD, **params)
     _, module_name, class_name = settings.engine.split(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)

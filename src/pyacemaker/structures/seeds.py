@@ -211,9 +211,16 @@ def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tupl
     return found
 
 
-def _read_file(index: int, path: Path, composition: dict[str, int]) -> list[tuple[str, Atoms]]:
-    """Every structure of one user file, validated; ConfigError names ``seeds.files.<i>``."""
-    field = f"seeds.files.{index}"
+def read_structure_file(path: Path, composition: dict[str, int],
+                        field: str) -> list[tuple[str, Atoms]]:
+    """(origin, structure) for every structure in a user's file: periodic 3D, elements of
+    ``composition`` only, no overlapping atoms.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``field`` and the fix, when the file cannot be read or a structure is unusable.
+    """
     try:
         frames = ase.io.read(path, index=":")
     except Exception as err:
@@ -255,8 +262,8 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
     """
     composition = reduce_counts(composition)
     if settings.files:
-        files = enumerate(settings.files)
-        seeds = [s for i, path in files for s in _read_file(i, Path(path), composition)]
+        seeds = [s for i, path in enumerate(settings.files)
+                 for s in read_structure_file(Path(path), composition, f"seeds.files.{i}")]
     else:
         seeds = []
         wanted = set(settings.prototypes)

@@ -1,0 +1,91 @@
+"""Held-out errors of a potential: overall and per generator, with the data of parity plots."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+from ase.units import GPa
+from pydantic import BaseModel, Field
+
+
+class Errors(BaseModel):
+    """RMSE and MAE over a group of structures; stress only where the labels have it."""
+
+    n_structures: int
+    energy_rmse: float = Field(description="meV/atom")
+    energy_mae: float = Field(description="meV/atom")
+    force_rmse: float = Field(description="eV/Angstrom, per component")
+    force_mae: float = Field(description="eV/Angstrom, per component")
+    stress_rmse: float | None = Field(None, description="GPa, per Voigt component")
+    stress_mae: float | None = Field(None, description="GPa, per Voigt component")
+
+
+class HeldOutMetrics(BaseModel):
+    """Errors on the held-out structures, and per-structure values for the plots."""
+
+    overall: Errors
+    by_generator: dict[str, Errors]
+    generator: list[str] = Field(description="per structure")
+    energy_reference: list[float] = Field(description="eV/atom, per structure")
+    energy_predicted: list[float] = Field(description="eV/atom, per structure")
+    max_gamma: list[float] = Field(description="largest per-atom extrapolation grade, per structure")
+    force_reference: list[float] = Field(description="eV/Angstrom, every component")
+    force_predicted: list[float] = Field(description="eV/Angstrom, every component")
+
+
+def held_out_metrics(structures: list[Atoms], calc: Calculator) -> HeldOutMetrics | None:
+    """Errors of ``calc`` on labelled ``structures`` (single-point results attached), or
+    ``None`` when there are none. ``calc`` must report per-atom ``gamma`` in its results."""
+    if not structures:
+        return None
+    rows = [_evaluate(atoms, calc) for atoms in structures]
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["generator"]].append(row)
+    return HeldOutMetrics(
+        overall=_errors(rows),
+        by_generator={name: _errors(group) for name, group in sorted(groups.items())},
+        generator=[r["generator"] for r in rows],
+        energy_reference=[r["e_ref"] for r in rows],
+        energy_predicted=[r["e_pred"] for r in rows],
+        max_gamma=[r["gamma"] for r in rows],
+        force_reference=np.concatenate([r["f_ref"] for r in rows]).tolist(),
+        force_predicted=np.concatenate([r["f_pred"] for r in rows]).tolist(),
+    )
+
+
+def _evaluate(atoms: Atoms, calc: Calculator) -> dict:
+    """Reference and predicted values of one structure (eV/atom, eV/Angstrom, GPa)."""
+    n = len(atoms)
+    e_ref, f_ref = atoms.get_potential_energy() / n, atoms.get_forces().ravel()
+    try:
+        s_ref = atoms.get_stress(voigt=True) / GPa
+    except PropertyNotImplementedError:
+        s_ref = None
+    model = atoms.copy()
+    model.calc = calc
+    e_pred, f_pred = model.get_potential_energy() / n, model.get_forces().ravel()
+    s_pred = model.get_stress(voigt=True) / GPa if s_ref is not None else None
+    return {"generator": str(atoms.info.get("generator") or "unknown"), "e_ref": e_ref,
+            "e_pred": e_pred, "f_ref": f_ref, "f_pred": f_pred, "s_ref": s_ref, "s_pred": s_pred,
+            "gamma": float(np.max(calc.results.get("gamma", [0.0])))}
+
+
+def _errors(rows: list[dict]) -> Errors:
+    de = 1000.0 * np.array([r["e_pred"] - r["e_ref"] for r in rows])
+    df = np.concatenate([r["f_pred"] - r["f_ref"] for r in rows])
+    stressed = [r["s_pred"] - r["s_ref"] for r in rows if r["s_ref"] is not None]
+    ds = np.concatenate(stressed) if stressed else None
+    return Errors(
+        n_structures=len(rows), energy_rmse=_rmse(de), energy_mae=float(np.mean(np.abs(de))),
+        force_rmse=_rmse(df), force_mae=float(np.mean(np.abs(df))),
+        stress_rmse=None if ds is None else _rmse(ds),
+        stress_mae=None if ds is None else float(np.mean(np.abs(ds))),
+    )
+
+
+def _rmse(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(values**2)))
