@@ -11,7 +11,7 @@ import os
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from ase.data import atomic_numbers, covalent_radii
@@ -211,7 +211,12 @@ class DynamicsConfig(_Model):
 
 
 class TrainerConfig(_Model):
-    """Linear ACE fit on reference minus ZBL baseline."""
+    """ACE fit (linear with pyace, or nonlinear with pacemaker) on reference minus ZBL baseline."""
+
+    kind: Literal["auto", "linear", "nonlinear"] = Field(
+        "auto", description="auto: nonlinear once the data can carry it and TensorFlow is "
+        "installed, else linear"
+    )
 
     cutoff: float | None = Field(None, gt=2, description="Angstrom; inferred from covalent radii")
     functions_per_element: int | None = Field(
@@ -223,6 +228,10 @@ class TrainerConfig(_Model):
         10.0, gt=0, description="eV/Angstrom; structures with a larger force component are kept "
         "in the dataset but not fitted (a few such outliers dominate a least-squares fit)"
     )
+    nonlinear_iterations: int = Field(300, ge=1, description="BFGS iterations of a nonlinear fit")
+    loss_kappa: float = Field(0.3, gt=0, lt=1, description="share of forces in the nonlinear loss "
+                              "(pacemaker's kappa)")
+    timeout_s: float = Field(7200.0, gt=0, description="seconds before a nonlinear fit is stopped")
     zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
     zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")
@@ -520,7 +529,8 @@ def _fixed_settings(config: Config) -> dict[str, Any]:
     for code in ("dft", "vasp"):
         for how_to_run in ("command", "timeout_s"):  # may differ between machines
             data["oracle"][code].pop(how_to_run)
-    data["trainer"].pop("workers")
+    for how_to_run in ("workers", "timeout_s"):
+        data["trainer"].pop(how_to_run)
     return data
 
 

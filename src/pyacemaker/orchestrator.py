@@ -40,11 +40,17 @@ from pyacemaker.oracle.pool import label_all
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.explore import Explorer, StandardExplorer
-from pyacemaker.structures.policy import PolicyDecision, adapt, initial_decision
+from pyacemaker.structures.policy import (
+    PolicyDecision,
+    adapt,
+    gamma_thresholds,
+    initial_decision,
+)
 from pyacemaker.structures.seeds import seed_structures
-from pyacemaker.training.linear import fit_linear_ace, load_fit
+from pyacemaker.training.linear import load_fit
 from pyacemaker.training.potential import Potential
-from pyacemaker.training.selection import select
+from pyacemaker.training.selection import max_gamma, select
+from pyacemaker.training.trainer import fit as fit_potential
 from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
 from pyacemaker.validation.run import validate_in_run
 from pyacemaker.validation.validate import ValidationResult
@@ -127,8 +133,7 @@ class Workflow:
         else:
             n = min(room, self.config.exploration.labels_per_iteration)
             chosen = select(potential, atoms, np.array([c.gamma for c in result.candidates]), n,
-                            self.config.exploration.gamma_collect,
-                            require_extrapolation=self.targets_met(i - 1))
+                            decision.gamma_collect, require_extrapolation=self.targets_met(i - 1))
         record.candidates = len(atoms)
         record.md_runs, record.halts = result.md_runs, result.halts
         record.md_failures = len(result.md_failures)
@@ -138,8 +143,18 @@ class Workflow:
         log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted), "
                  "%d selected", i, len(atoms), result.max_gamma, result.halts, result.md_runs,
                  len(chosen))
+        if decision and self.converged(i, decision, result.halts, result.max_gamma):
+            self.finish(i, f"converged: held-out RMSE within targets and MD up to "
+                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
+                           f"above the halt threshold {decision.gamma_halt:g}")
+            return
+        if not chosen and room > 0 and decision and self.targets_met(i - 1):
+            log.info("iteration %d: nothing above γ %g; keeping the potential and exploring "
+                     "hotter next", i, decision.gamma_collect)
+            self.carry_over(i)
+            return
         if not chosen:
-            self.finish(i, self.stop_reason_without_selection(i, room))
+            self.finish(i, self.stop_reason_without_selection(room))
             return
         self.dataset.add_pending([
             (result.candidates[k].atoms,
@@ -173,17 +188,21 @@ class Workflow:
         fitted = load_fit(folder)
         if fitted is None:
             train, test = self.dataset.labelled("train"), self.dataset.labelled("test")
-            log.info("iteration %d: fitting linear ACE on %d structures (%d held out)", i,
-                     len(train), len(test))
-            _, fit = fit_linear_ace(train, test, self.config.elements, self.config.trainer, folder)
+            log.info("iteration %d: fitting on %d structures (%d held out)", i, len(train),
+                     len(test))
+            previous = self.potential_of(i - 1) if i > 0 else None
+            _, fit = fit_potential(train, test, self.config.elements, self.config.trainer, folder,
+                                   previous, self.show_progress)
         else:
             fit = fitted[1]
         record = self.state.record(i)
+        record.trainer = fit.kind
         record.n_train, record.n_test = fit.n_train, fit.n_test
         record.functions_per_element = fit.functions_per_element
         record.train_energy_rmse, record.train_force_rmse = fit.train_energy_rmse, fit.train_force_rmse
         record.test_energy_rmse, record.test_force_rmse = fit.test_energy_rmse, fit.test_force_rmse
         record.fit_seconds = fit.seconds
+        record.held_out_gamma = held_out_gamma(self.potential_of(i), self.dataset.labelled("test"))
         self.state.phase = "evaluate"
 
     def evaluate(self) -> None:
@@ -205,8 +224,6 @@ class Workflow:
         else:
             self.state.iteration = i + 1
             self.state.phase = "explore"
-        if self.state.phase == "done" and self.config.validation.every_iteration:
-            self.add_stop_reason_to_report(i)
 
     def validate(self, i: int) -> None:
         """Grade iteration ``i``'s potential and write its report (kept when already written);
@@ -229,9 +246,12 @@ class Workflow:
                  "" if result.passed else ": " + ", ".join(record.validation_failed),
                  self.workdir / REPORT_FILE)
 
-    def add_stop_reason_to_report(self, i: int) -> None:
-        """Rewrite the final report with the reason the run stopped."""
-        folder = self.iteration_dir(i) / "validation"
+    def add_stop_reason_to_report(self) -> None:
+        """Rewrite the latest report (if any) with the reason the run stopped."""
+        reports = sorted((self.workdir / "iterations").glob(f"iter_*/validation/{RESULT_FILE}"))
+        if not reports:
+            return
+        folder = reports[-1].parent
         result = ValidationResult.model_validate_json((folder / RESULT_FILE).read_text())
         write_report(result.model_copy(update={"stop_reason": self.state.stop_reason}), folder)
         write_atomic(self.workdir / REPORT_FILE, (folder / REPORT_FILE).read_text())
@@ -242,14 +262,30 @@ class Workflow:
         self.state.stop_reason = reason
         self.state.phase = "done"
         self.state.iteration = iteration
+        self.state.save(self.workdir)
+        self.add_stop_reason_to_report()
 
-    def stop_reason_without_selection(self, i: int, room: int) -> str:
+    def stop_reason_without_selection(self, room: int) -> str:
         if room <= 0:
             return f"label budget reached ({self.config.budget.max_labels} structures)"
-        if i > 0 and self.targets_met(i - 1):
-            return (f"converged: targets met and no candidate above gamma "
-                    f"{self.config.exploration.gamma_collect}")
         return "exploration produced no candidates"
+
+    def converged(self, i: int, decision: PolicyDecision, halts: int, max_gamma: float) -> bool:
+        """The previous potential meets the targets and a full iteration of MD at the policy's
+        hottest conditions found nothing above the halt threshold."""
+        return (self.targets_met(i - 1) and decision.at_hottest and halts == 0
+                and max_gamma < decision.gamma_halt)
+
+    def carry_over(self, i: int) -> None:
+        """Iteration ``i`` labels nothing: it keeps the previous potential and its scores."""
+        previous, record = self.state.record(i - 1), self.state.record(i)
+        shutil.rmtree(self.potential_dir(i), ignore_errors=True)
+        _publish(self.potential_dir(i - 1), self.potential_dir(i))
+        for name in ("labels_total", "failed_total", "functions_per_element", "trainer", "n_train",
+                     "n_test", "train_energy_rmse", "train_force_rmse", "test_energy_rmse",
+                     "test_force_rmse", "held_out_gamma"):
+            setattr(record, name, getattr(previous, name))
+        self.state.phase = "evaluate"
 
     def targets_met(self, iteration: int) -> bool:
         """Held-out errors of ``iteration`` within the targets."""
@@ -267,13 +303,17 @@ class Workflow:
         """The exploration policy for ``iteration`` (>= 1): the composition's start, then
         adapted to the previous iteration's MD halts (stored decisions make this resumable)."""
         s = self.config.exploration
+        configured = (s.gamma_collect, s.gamma_halt)
         previous = self.state.record(iteration - 1)
         if previous.policy is None:
-            return initial_decision(self.config.elements, s.max_strain, s.md_temperatures,
-                                    s.md_pressures_gpa)
-        return adapt(PolicyDecision.model_validate(previous.policy), previous.halts,
-                     previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
-                     fixed_pressures=bool(s.md_pressures_gpa))
+            decision = initial_decision(self.config.elements, s.max_strain, s.md_temperatures,
+                                        s.md_pressures_gpa, configured)
+        else:
+            decision = adapt(PolicyDecision.model_validate(previous.policy), previous.halts,
+                             previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
+                             fixed_pressures=bool(s.md_pressures_gpa))
+        return gamma_thresholds(decision, configured, previous.held_out_gamma,
+                                self.targets_met(iteration - 1))
 
     def potential_of(self, iteration: int) -> Potential:
         return Potential.load(self.potential_dir(iteration))
@@ -299,6 +339,13 @@ def standard_explorer(config: Config, show_progress: bool = True) -> StandardExp
     engine.check()
     return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress,
                             config.seeds)
+
+
+def held_out_gamma(potential: Potential, structures: list[Atoms]) -> float | None:
+    """90th percentile over ``structures`` of their largest per-atom extrapolation grade."""
+    if not structures:
+        return None
+    return float(np.percentile(max_gamma(potential, structures), 90))
 
 
 def read_resolved_config(workdir: Path) -> Config:

@@ -36,11 +36,15 @@ class IterationRecord(BaseModel):
     halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
     md_failures: int = Field(0, description="MD runs LAMMPS could not finish (lost atoms, crash)")
     max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
+    held_out_gamma: float | None = Field(
+        None, description="90th percentile of the held-out structures' largest gamma (this "
+        "iteration's potential)")
     policy: dict[str, Any] | None = Field(None, description="the exploration policy's decision")
     selected: int = 0
     labels_total: int = Field(0, description="labelled structures after this iteration")
     failed_total: int = 0
     functions_per_element: int | None = None
+    trainer: str | None = Field(None, description="linear or nonlinear")
     train_energy_rmse: float | None = Field(None, description="meV/atom")
     train_force_rmse: float | None = Field(None, description="eV/Angstrom")
     test_energy_rmse: float | None = Field(None, description="meV/atom")

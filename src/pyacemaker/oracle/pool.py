@@ -9,10 +9,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ase import Atoms
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import LabelResult, Oracle
+from pyacemaker.progress import progress_bar
 
 _oracle = None
 
@@ -60,8 +60,7 @@ def label_all(
         return
     context = multiprocessing.get_context("spawn")
     workers = min(settings.workers, len(items))
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), disable=not show_progress)
+    progress = progress_bar(show_progress)
     with progress, ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                        initargs=(settings, scratch)) as pool:
         task = progress.add_task(f"labelling ({settings.engine})", total=len(items))

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import numpy as np
 from ase import Atoms
-from rich.progress import MofNCompleteColumn, Progress
 
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import ExplorationConfig, SeedsConfig
 from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
 from pyacemaker.errors import ParseError
+from pyacemaker.progress import progress_bar
 from pyacemaker.structures import bare
 from pyacemaker.structures.embedding import embed
 from pyacemaker.structures.policy import PolicyDecision
@@ -107,7 +107,7 @@ class StandardExplorer:
         rng = np.random.default_rng([self.settings.random_seed, iteration])
         if potential is None or decision is None:
             return ExplorationResult(self.initial(starts, rng))
-        starts = [(origin, equilibrate(atoms, potential, self.settings.gamma_collect))
+        starts = [(origin, equilibrate(atoms, potential, decision.gamma_collect))
                   for origin, atoms in starts]
         per_start = max(2, -(-self.settings.labels_per_iteration // len(starts)))
         result = ExplorationResult(self.strategies(starts, rng, per_start, decision, potential))
@@ -115,8 +115,7 @@ class StandardExplorer:
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
         runs = self.md_runs(starts, rng, decision)
-        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
-                      disable=not self.show_progress) as progress, \
+        with progress_bar(self.show_progress) as progress, \
                 ThreadPoolExecutor(self.md_workers) as pool:
             task = progress.add_task("exploring (LAMMPS MD)", total=len(runs))
             futures = [pool.submit(self.engine.run, atoms, potential, request, folder / name)
@@ -146,8 +145,8 @@ class StandardExplorer:
                 for pressure in pressures:
                     request = MDRequest(
                         temperature_k=temperature, steps=s.md_steps, timestep_fs=s.md_timestep_fs,
-                        gamma_every=s.md_gamma_every, gamma_collect=s.gamma_collect,
-                        gamma_halt=s.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
+                        gamma_every=s.md_gamma_every, gamma_collect=decision.gamma_collect,
+                        gamma_halt=decision.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
                         pressure_gpa=pressure)
                     name = re.sub(r"[^\w.-]", "_", f"{k:02d}_{origin}_{temperature:g}K" + (
                         "" if pressure is None else f"_{pressure:g}GPa"))

@@ -41,7 +41,16 @@ class PolicyDecision(BaseModel):
     pressures_gpa: list[float] = Field(description="NPT pressures; empty means NVT")
     max_strain: float
     ratios: dict[str, float] = Field(description="share of perturbed structures per strategy")
+    gamma_collect: float = Field(description="extrapolation grade above which frames are candidates")
+    gamma_halt: float = Field(description="extrapolation grade at which MD stops")
+    fixed_temperatures: bool = Field(False, description="temperatures set in the config")
     reasons: list[str]
+
+    @property
+    def at_hottest(self) -> bool:
+        """MD reaches the hottest temperature this policy will try (the config's own
+        temperatures count as the hottest)."""
+        return self.fixed_temperatures or max(self.temperatures_k) >= round(HOTTEST * self.melting_k)
 
 
 def melting_point(elements: list[str]) -> tuple[float, str]:
@@ -63,8 +72,10 @@ def melting_point(elements: list[str]) -> tuple[float, str]:
 
 def initial_decision(elements: list[str], max_strain: float,
                      temperatures_k: list[float] | None = None,
-                     pressures_gpa: list[float] | None = None) -> PolicyDecision:
-    """The first iteration's decision; user-set temperatures or pressures are kept as given."""
+                     pressures_gpa: list[float] | None = None,
+                     gamma: tuple[float, float] = (5.0, 25.0)) -> PolicyDecision:
+    """The first iteration's decision; user-set temperatures or pressures are kept as given,
+    ``gamma`` are the configured (collect, halt) thresholds."""
     material = "metal" if all(e not in NON_METALS for e in elements) else "covalent/ionic"
     melting, why = melting_point(elements)
     reasons = [f"{material} ({', '.join(elements)}); {why}"]
@@ -83,7 +94,31 @@ def initial_decision(elements: list[str], max_strain: float,
             "one element" if len(elements) < 2 else "metal/non-metal exchanges are unphysical"))
     return PolicyDecision(iteration=1, material=material, melting_k=melting,
                           temperatures_k=temperatures, pressures_gpa=list(pressures_gpa or []),
-                          max_strain=max_strain, ratios=_normalised(ratios), reasons=reasons)
+                          max_strain=max_strain, ratios=_normalised(ratios), gamma_collect=gamma[0],
+                          gamma_halt=gamma[1], fixed_temperatures=bool(temperatures_k),
+                          reasons=reasons)
+
+
+def gamma_thresholds(decision: PolicyDecision, configured: tuple[float, float],
+                     held_out_gamma: float | None, accurate: bool) -> PolicyDecision:
+    """``decision`` with collect/halt thresholds adapted to the potential that will explore.
+
+    A potential whose held-out errors meet the targets is reliable up to the extrapolation
+    grades of its held-out structures: collect starts at 1.5 times their 90th percentile
+    (never below the configured value, at most half the configured halt), and halt stays at
+    least 5 times collect. Otherwise the configured thresholds apply.
+    """
+    collect, halt = configured
+    if accurate and held_out_gamma is not None and 1.5 * held_out_gamma > collect:
+        collect = min(1.5 * held_out_gamma, halt / 2)
+        reason = (f"held-out errors within targets up to γ {held_out_gamma:.3g} (90th "
+                  f"percentile): collect above {collect:.3g}")
+    else:
+        reason = f"collect above γ {collect:g}, halt at {halt:g}" + (
+            "" if accurate else " (held-out errors above targets)")
+    halt = max(halt, 5 * collect)
+    return decision.model_copy(update={"gamma_collect": round(collect, 3), "gamma_halt": round(halt, 3),
+                                       "reasons": [*decision.reasons, reason]})
 
 
 def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures: bool,

@@ -42,6 +42,7 @@ class FitResult(BaseModel):
     n_test: int
     n_excluded: int = Field(0, description="structures left out for forces above max_force")
     functions_per_element: int
+    kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
     seconds: float = Field(description="wall time of the fit, s")
     train_energy_rmse: float = Field(description="meV/atom")
     train_force_rmse: float = Field(description="eV/Angstrom")

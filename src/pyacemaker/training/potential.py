@@ -25,6 +25,7 @@ class Potential(BaseModel):
     zbl_outer: float = Field(description="Angstrom")
     reference_energies: dict[str, float] = Field(description="eV per atom of each element")
     functions_per_element: int
+    kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
 
     @property
     def yaml(self) -> Path:

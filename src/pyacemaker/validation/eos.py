@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
@@ -56,7 +58,9 @@ def fit_birch_murnaghan(cells: list[Atoms], energies: list[float]) -> EosResult:
         raise CalculationFailed("non-finite energy along the equation of state")
     eos = EquationOfState(volumes, per_atom, eos="birchmurnaghan")
     try:
-        v0, e0, b0 = eos.fit()
+        with warnings.catch_warnings():  # an unbracketed minimum is reported by ``bracketed``
+            warnings.simplefilter("ignore", UserWarning)
+            v0, e0, b0 = eos.fit()
     except (RuntimeError, ValueError) as err:
         raise CalculationFailed(f"Birch-Murnaghan fit failed ({err}): E(V) has no minimum "
                                 "near the structure") from err

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
+
+from pyacemaker.errors import CalculationFailed
+
+MAX_VOLUME_CHANGE = 0.5  # relative; beyond it the potential is collapsing or exploding the cell
+MAX_DISPLACEMENT = 1.5  # Angstrom from the start; beyond it atoms are falling into each other
 
 
 def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e-3,
@@ -15,9 +21,23 @@ def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e
     ``fmax`` is in eV/Angstrom (for the cell: the same number in eV/Angstrom^3 times volume, as
     ASE's cell filter defines it). The input is never modified. Returns the last structure
     when ``max_steps`` is reached; the caller sees the residual force in the result.
+
+    Raises
+    ------
+    CalculationFailed
+        The relaxation runs away: the volume changes by more than 50% or an atom moves more
+        than 1.5 Angstrom (a broken potential collapses or explodes the structure).
     """
     out = atoms.copy()
     out.calc = calc
-    target = FrechetCellFilter(out) if cell else out
-    BFGS(target, logfile=None).run(fmax=fmax, steps=max_steps)
+    start, volume = atoms.get_scaled_positions(wrap=False), atoms.get_volume()
+    optimizer = BFGS(FrechetCellFilter(out) if cell else out, logfile=None)
+    for _ in optimizer.irun(fmax=fmax, steps=max_steps):
+        change = out.get_volume() / volume - 1.0
+        moved = float(np.linalg.norm((out.get_scaled_positions(wrap=False) - start)
+                                     @ out.cell.array, axis=1).max())
+        if abs(change) > MAX_VOLUME_CHANGE or moved > MAX_DISPLACEMENT:
+            raise CalculationFailed(
+                f"relaxation ran away after {optimizer.nsteps} steps (volume {100 * change:+.0f}%, "
+                f"an atom moved {moved:.1f} Å): the potential has no minimum near this structure")
     return out

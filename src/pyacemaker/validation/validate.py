@@ -16,10 +16,11 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import Progress
 
 from pyacemaker.config import TargetsConfig, ValidationConfig
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.progress import progress_bar
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation.elastic import ElasticResult, elastic_tensor
 from pyacemaker.validation.eos import EosResult, energies_of, fit_birch_murnaghan, strained_cells
@@ -81,7 +82,7 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
     calc = potential.calculator(with_gamma=True)
     checks: list[Check] = []
     out: dict[str, Any] = {}
-    with _progress(show_progress) as progress:
+    with progress_bar(show_progress, transient=True) as progress:
         out["metrics"] = held_out_metrics(list(held_out), calc)
         checks += _accuracy_checks(out["metrics"], targets)
         ground = _attempt(checks, "relaxation", lambda: relaxed(structure, calc, cell=True))
@@ -178,6 +179,12 @@ def _eos_checks(model: EosResult, oracle: EosResult | None, tolerance: float) ->
         checks.append(Check(name="bulk modulus vs oracle", passed=None, value="not computed",
                             threshold=f"±{100 * tolerance:g}%",
                             detail="the oracle is not cheap enough to run here"))
+    elif not oracle.bracketed:
+        checks.append(Check(name="bulk modulus vs oracle", passed=None,
+                            value=f"oracle V0 {oracle.v0:.3f} Å³/atom outside the sampled volumes",
+                            threshold=f"±{100 * tolerance:g}%",
+                            detail="the oracle has no minimum near the potential's; nothing to "
+                                   "compare"))
     else:
         error = model.b0_gpa / oracle.b0_gpa - 1.0
         checks.append(Check(name="bulk modulus vs oracle", passed=abs(error) <= tolerance,
@@ -208,11 +215,6 @@ def _phonon_check(result: PhononResult) -> Check:
 
 def _strains(largest: float) -> tuple[float, ...]:
     return (-largest, -largest / 2, largest / 2, largest)
-
-
-def _progress(show: bool) -> Progress:
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), disable=not show, transient=True)
 
 
 def _task(progress: Progress, name: str) -> Callable[[int, int], None]:

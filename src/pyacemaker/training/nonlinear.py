@@ -1,0 +1,190 @@
+"""Nonlinear ACE fit with pacemaker (TensorFlow backend) on reference minus ZBL baseline.
+
+pacemaker runs as its own process (``pacemaker input.yaml``, argument list, timeout), in a work
+folder inside the potential's staging folder: TensorFlow stays out of the loop's process and a
+killed fit leaves nothing half-written. The data, targets and weights are the linear trainer's
+(``delta_dataframe``): energies and forces minus ZBL and per-element reference energies, with the
+per-structure energy and per-atom force weights of periodic embedding as pacemaker's
+``w_energy`` / ``w_forces`` columns. After the fit the same code as the linear trainer writes
+.yaml/.yace and the linear active set .asi.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from ase import Atoms
+
+from pyacemaker.config import TrainerConfig
+from pyacemaker.errors import CalculationFailed, EngineSetupError
+from pyacemaker.training.baseline import ZBLCalculator
+from pyacemaker.training.linear import (
+    FIT_FILE,
+    FitResult,
+    delta_dataframe,
+    infer_functions_per_element,
+    within_force_limit,
+    write_potential_files,
+)
+from pyacemaker.training.potential import Potential
+
+log = logging.getLogger(__name__)
+
+WORK = "pacemaker"
+ITERATION = re.compile(r"Iteration:?\s+#(\d+)")
+
+
+def tensorflow_available() -> bool:
+    """pacemaker's TensorFlow backend (tensorflow + tensorpotential) is importable."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorpotential"))
+
+
+def pacemaker_input(elements: list[str], settings: TrainerConfig, functions_per_element: int,
+                    initial: Path | None, has_test: bool) -> dict:
+    """pacemaker's input.yaml as data: a two-density Finnis-Sinclair ACE, BFGS on energies and
+    forces (``settings.loss_kappa`` share of forces), optionally grown from ``initial``."""
+    potential = {
+        "deltaSplineBins": 0.001,
+        "elements": elements,
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                               "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
+        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": settings.cutoff,
+                          "dcut": 0.01, "NameOfCutoffFunction": "cos"}},
+        "functions": {"number_of_functions_per_element": functions_per_element,
+                      "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2],
+                              "lmax_by_orders": [0, 4, 3, 2, 1]}},
+    }
+    if initial is not None:
+        potential["initial_potential"] = str(initial)
+    data = {"filename": "train.pckl.gzip"} | ({"test_filename": "test.pckl.gzip"} if has_test else {})
+    return {
+        "cutoff": settings.cutoff,
+        "seed": 42,
+        "metadata": {"origin": "pyacemaker"},
+        "potential": potential,
+        "data": data,
+        "fit": {"loss": {"kappa": settings.loss_kappa, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8},
+                "optimizer": "BFGS", "maxiter": settings.nonlinear_iterations},
+        "backend": {"evaluator": "tensorpot", "batch_size": 100, "display_step": 10},
+    }
+
+
+def weighted_frame(structures: list[Atoms], baseline: ZBLCalculator,
+                   references: dict[str, float] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``delta_dataframe`` plus normalised ``w_energy`` (per structure) and ``w_forces`` (per
+    atom) from ``info['energy_weight']`` and ``arrays['force_weight']`` (default 1)."""
+    df, references = delta_dataframe(structures, baseline, references)
+    energy = np.array([a.info.get("energy_weight", 1.0) for a in structures], float)
+    forces = [np.asarray(a.arrays.get("force_weight", np.ones(len(a))), float) for a in structures]
+    df["w_energy"] = energy / energy.sum()
+    total = sum(f.sum() for f in forces)
+    df["w_forces"] = [f / total for f in forces]
+    return df, references
+
+
+def run_pacemaker(folder: Path, timeout: float, on_iteration: Callable[[int], None] | None = None) -> Path:
+    """Run ``pacemaker input.yaml`` in ``folder``; return the fitted potential's path.
+
+    Raises
+    ------
+    EngineSetupError
+        pacemaker or its TensorFlow backend is not installed.
+    CalculationFailed
+        The fit timed out, failed, or wrote no potential (the last lines of its log are quoted).
+    """
+    if not tensorflow_available():
+        raise EngineSetupError("the nonlinear trainer needs TensorFlow: run `make nonlinear` (or "
+                               "set trainer.kind: linear)")
+    program = Path(sys.executable).with_name("pacemaker")
+    command = [str(program), "input.yaml"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
+    deadline = time.monotonic() + timeout
+    with open(folder / "pacemaker.out", "w") as out, subprocess.Popen(
+            command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env) as process:
+        for line in process.stdout:
+            out.write(line)
+            match = ITERATION.search(line)
+            if match and on_iteration is not None:
+                on_iteration(int(match.group(1)))
+            if time.monotonic() > deadline:
+                process.kill()
+                raise CalculationFailed(f"pacemaker timed out after {timeout:.0f} s ({folder})")
+    result = folder / "output_potential.yaml"
+    if process.returncode != 0 or not result.is_file():
+        tail = "".join((folder / "pacemaker.out").read_text().splitlines(keepends=True)[-8:])
+        raise CalculationFailed(f"pacemaker failed (exit {process.returncode}) in {folder}:\n{tail}")
+    return result
+
+
+def model_errors(potential: Potential, structures: list[Atoms]) -> tuple[float, float]:
+    """Energy (meV/atom) and force-component (eV/Angstrom) RMSE of ``potential``'s full model
+    (ACE + ZBL + references) against the labels of ``structures``."""
+    calc = potential.calculator(with_gamma=False)
+    de, df = [], []
+    for atoms in structures:
+        model = atoms.copy()
+        model.calc = calc
+        de.append((model.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
+        df.append((model.get_forces() - atoms.get_forces()).ravel())
+    return 1000 * float(np.sqrt(np.mean(np.square(de)))), float(np.sqrt(np.mean(np.concatenate(df) ** 2)))
+
+
+def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
+                      settings: TrainerConfig, out_dir: Path, initial: Path | None = None,
+                      on_iteration: Callable[[int], None] | None = None) -> tuple[Potential, FitResult]:
+    """Fit ``train`` with pacemaker, score on ``test``, write the potential to ``out_dir``
+    (atomically, like the linear trainer). ``initial`` (a previous potential.yaml) warm-starts
+    the fit: pacemaker grows its basis to this fit's size instead of starting from zero."""
+    from pyace import ACEBBasisSet, BBasisConfiguration
+
+    start = time.perf_counter()
+    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
+    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
+    train, test = fitted_train, fitted_test
+    n_funcs = settings.functions_per_element or infer_functions_per_element(
+        train, elements, settings.max_functions_per_element)
+    baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    work = staging / WORK
+    work.mkdir(parents=True)
+    train_df, references = weighted_frame(train, baseline)
+    train_df.to_pickle(work / "train.pckl.gzip", compression="gzip")
+    if test:
+        weighted_frame(test, baseline, references)[0].to_pickle(work / "test.pckl.gzip",
+                                                                 compression="gzip")
+    (work / "input.yaml").write_text(yaml.safe_dump(
+        pacemaker_input(elements, settings, n_funcs, initial, bool(test)), sort_keys=False))
+    log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s", n_funcs,
+             len(train), settings.nonlinear_iterations, f", from {initial}" if initial else "")
+    fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
+
+    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
+                          reference_energies=references, functions_per_element=n_funcs,
+                          kind="nonlinear")
+    write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
+    train_e, train_f = model_errors(potential, train)
+    test_e, test_f = model_errors(potential, test) if test else (None, None)
+    result = FitResult(n_train=len(train), n_test=len(test), n_excluded=excluded,
+                       functions_per_element=n_funcs, seconds=time.perf_counter() - start,
+                       train_energy_rmse=train_e, train_force_rmse=train_f, test_energy_rmse=test_e,
+                       test_force_rmse=test_f, kind="nonlinear")
+    (staging / FIT_FILE).write_text(result.model_dump_json(indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(staging, out_dir)
+    return Potential.load(out_dir), result

@@ -1,0 +1,116 @@
+"""Nonlinear ACE with the real pacemaker (TensorFlow backend): a short fit of EMT CuAu whose
+files LAMMPS loads and runs, warm starts, weights, and the trainer's choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pyacemaker.config import TrainerConfig, default_zbl_range
+from pyacemaker.dynamics.lammps_input import MDRequest
+from pyacemaker.dynamics.md import LammpsEngine
+from pyacemaker.errors import CalculationFailed
+from pyacemaker.training import nonlinear, trainer
+from pyacemaker.training.nonlinear import fit_nonlinear_ace, run_pacemaker
+from tests.conftest import emt_labelled
+from tests.test_dynamics import ELEMENTS, alloy
+
+ITERATIONS = 5  # a real fit, kept short: the test checks the pipeline, not the accuracy
+
+
+def settings(**extra) -> TrainerConfig:
+    inner, outer = default_zbl_range(ELEMENTS)
+    return TrainerConfig(cutoff=5.0, functions_per_element=8, zbl_inner=inner, zbl_outer=outer,
+                         nonlinear_iterations=ITERATIONS, **extra)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train = [emt_labelled(alloy(seed)) for seed in range(12)]
+    test = [emt_labelled(alloy(seed)) for seed in range(100, 103)]
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    train, test = data
+    seen = []
+    folder = tmp_path_factory.mktemp("nonlinear") / "potential"
+    potential, result = fit_nonlinear_ace(train, test, ELEMENTS, settings(), folder,
+                                          on_iteration=seen.append)
+    return potential, result, seen
+
+
+def test_short_fit_writes_a_nonlinear_potential(fitted):
+    potential, result, seen = fitted
+    for path in (potential.yaml, potential.yace, potential.asi, potential.folder / "fit.json"):
+        assert path.stat().st_size > 0
+    assert potential.kind == result.kind == "nonlinear"
+    spec = yaml.safe_load(potential.yaml.read_text())
+    assert {b["ndensityi"] for b in spec["species"]} == {2}  # two densities: nonlinear embedding
+    assert result.n_train == 12 and result.n_test == 3
+    assert np.isfinite([result.train_energy_rmse, result.test_energy_rmse]).all()
+    assert seen and max(seen) <= ITERATIONS + 1  # progress came from pacemaker's own log
+    assert not potential.folder.with_name("potential.partial").exists()
+
+
+def test_lammps_runs_the_nonlinear_potential_like_pyace(fitted, tmp_path):
+    potential, _, _ = fitted
+    start = alloy(7, rattle=0.02)
+    request = MDRequest(temperature_k=300.0, steps=40, timestep_fs=1.0, gamma_every=10,
+                        gamma_collect=5.0, gamma_halt=1e6, seed=7)
+    md = LammpsEngine().run(start, potential, request, tmp_path / "md")
+    assert md.status == "completed", md.error
+    model = start.copy()
+    model.calc = potential.calculator(with_gamma=True)
+    offset = sum(potential.reference_energies[s] for s in start.get_chemical_symbols())
+    # LAMMPS leaves the per-element reference energies out; everything else must agree
+    assert md.thermo[0]["PotEng"] == pytest.approx(model.get_potential_energy() - offset, abs=1e-6)
+    assert md.thermo[0]["v_max_gamma"] == pytest.approx(model.calc.results["gamma"].max(), rel=1e-4)
+
+
+def test_warm_start_continues_from_the_previous_potential(fitted, data, tmp_path):
+    potential, first, _ = fitted
+    train, test = data
+    _, second = fit_nonlinear_ace(train, test, ELEMENTS, settings(), tmp_path / "again",
+                                  initial=potential.yaml)
+    log = (tmp_path / "again" / "pacemaker" / "pacemaker.out").read_text()
+    assert "Initial potential provided" in log
+    assert second.train_energy_rmse <= first.train_energy_rmse * 1.05  # BFGS only lowers the loss
+
+
+def test_embedding_weights_reach_pacemaker(data, tmp_path):
+    train, _ = data
+    weighted = [a.copy() for a in train[:3]]
+    for a, src in zip(weighted, train[:3], strict=True):
+        a.calc = src.calc
+    weighted[0].info["energy_weight"] = 0.0
+    weighted[0].arrays["force_weight"] = np.r_[np.ones(4), np.zeros(len(weighted[0]) - 4)]
+    from pyacemaker.training.baseline import ZBLCalculator
+
+    inner, outer = default_zbl_range(ELEMENTS)
+    frame, _ = nonlinear.weighted_frame(weighted, ZBLCalculator(ELEMENTS, inner, outer))
+    frame.to_pickle(tmp_path / "w.pckl.gzip", compression="gzip")
+    back = pd.read_pickle(tmp_path / "w.pckl.gzip", compression="gzip")  # our own file
+    assert back["w_energy"].tolist() == [0.0, 0.5, 0.5]
+    assert np.count_nonzero(back["w_forces"][0]) == 4
+    assert sum(w.sum() for w in back["w_forces"]) == pytest.approx(1.0)
+
+
+def test_a_failing_pacemaker_run_names_its_log(tmp_path):
+    (tmp_path / "input.yaml").write_text("potential: {elements: [Cu]}\ndata: {filename: none.pckl.gzip}\n")
+    with pytest.raises(CalculationFailed, match="pacemaker failed"):
+        run_pacemaker(tmp_path, timeout=300)
+
+
+def test_auto_choice_follows_data_size_and_installed_backend(data, monkeypatch):
+    train, _ = data
+    assert trainer.choose_kind(settings(), train)[0] == "linear"  # 384 atoms: small
+    big = train * (trainer.NONLINEAR_MIN_ATOMS // sum(len(a) for a in train) + 1)
+    assert trainer.choose_kind(settings(), big)[0] == "nonlinear"
+    monkeypatch.setattr(trainer, "tensorflow_available", lambda: False)
+    kind, reason = trainer.choose_kind(settings(), big)
+    assert kind == "linear" and "TensorFlow" in reason
+    assert trainer.choose_kind(settings(kind="nonlinear"), train)[0] == "nonlinear"
