@@ -7,21 +7,31 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QE := /usr/bin/pw.x /usr/share/espresso/pseudo
 CHROMIUM := /usr/bin/chromium
+TF := $(VENV)/.nonlinear
 
-.PHONY: quickstart test lint clean
+.PHONY: quickstart test lint nonlinear clean
 
 quickstart: $(STAMP)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(QE) $(CHROMIUM)
+test: $(STAMP) $(TF) $(QE) $(CHROMIUM)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# The nonlinear trainer: pacemaker's TensorFlow backend (CPU). tf_keras and tensorpotential go in
+# without their dependencies, whose metadata would pull CUDA builds of several GB.
+nonlinear: $(TF)
+
+$(TF): $(STAMP)
+	$(BIN)/python -m pip install --quiet "tensorflow-cpu==2.20.0" "numpy<2.4" "pandas<3"
+	$(BIN)/python -m pip install --quiet --no-deps tf_keras==2.20.1 tensorpotential==0.6.2.1
+	touch $(TF)
 
 # Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
 $(QE):

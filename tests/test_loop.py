@@ -103,6 +103,25 @@ def test_every_iteration_is_validated_and_reported(emt_run):
     assert again.exit_code in (0, 1) and "held-out energy RMSE" in again.output
 
 
+def test_loop_stops_when_converged_and_says_why(tmp_path):
+    """Reachable targets and MD at the user's (hence hottest) temperature: once a potential
+    meets the targets and a full exploration finds nothing above the halt threshold, the run
+    stops before its budget and says so."""
+    data = {**SMALL, "workdir": str(tmp_path / "run"), "oracle": {"engine": "emt"},
+            "budget": {"max_iterations": 6, "max_labels": 200},
+            "targets": {"energy_rmse_mev_per_atom": 5.0, "force_rmse_ev_per_angstrom": 0.2},
+            "validation": {"every_iteration": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "config.yaml"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    state = WorkflowState.load(tmp_path / "run")
+    assert state.stop_reason.startswith("converged: held-out RMSE within targets")
+    assert "700 K" in state.stop_reason and state.iteration < 6
+    last = state.history[-1]
+    assert last.halts == 0 and last.max_gamma < last.policy["gamma_halt"] and last.selected == 0
+    assert "converged" in CliRunner().invoke(app, ["status", str(tmp_path / "run")]).output
+
+
 # ---------------------------------------------------------------------------- kill / resume
 
 def start_run(config: Path, log: Path) -> subprocess.Popen:

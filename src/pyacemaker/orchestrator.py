@@ -126,6 +126,18 @@ class Workflow:
                      decision.temperatures_k, decision.max_strain, "; ".join(decision.reasons))
         result = self.explorer.explore(self.starts(), potential, i, self.iteration_dir(i) / "md",
                                        decision)
+        record.candidates = len(result.candidates)
+        record.md_runs, record.halts = result.md_runs, result.halts
+        record.md_failures = len(result.md_failures)
+        record.max_gamma = result.max_gamma if potential else None
+        log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted)", i,
+                 len(result.candidates), result.max_gamma, result.halts, result.md_runs)
+        if decision and self.converged(i, decision, result.halts, result.max_gamma):
+            record.labels_total = self.dataset.count(status=LABELLED)
+            self.finish(i, f"converged: held-out RMSE within targets and MD up to "
+                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
+                           f"above the halt threshold {decision.gamma_halt:g}")
+            return
         room = self.config.budget.max_labels - self.dataset.count()
         atoms = [c.atoms for c in result.candidates]
         if potential is None:
@@ -134,20 +146,9 @@ class Workflow:
             n = min(room, self.config.exploration.labels_per_iteration)
             chosen = select(potential, atoms, np.array([c.gamma for c in result.candidates]), n,
                             decision.gamma_collect, require_extrapolation=self.targets_met(i - 1))
-        record.candidates = len(atoms)
-        record.md_runs, record.halts = result.md_runs, result.halts
-        record.md_failures = len(result.md_failures)
-        record.max_gamma = result.max_gamma if potential else None
         record.selected = len(chosen)
         self.state.save(self.workdir)
-        log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted), "
-                 "%d selected", i, len(atoms), result.max_gamma, result.halts, result.md_runs,
-                 len(chosen))
-        if decision and self.converged(i, decision, result.halts, result.max_gamma):
-            self.finish(i, f"converged: held-out RMSE within targets and MD up to "
-                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
-                           f"above the halt threshold {decision.gamma_halt:g}")
-            return
+        log.info("iteration %d: %d selected", i, len(chosen))
         if not chosen and room > 0 and decision and self.targets_met(i - 1):
             log.info("iteration %d: nothing above γ %g; keeping the potential and exploring "
                      "hotter next", i, decision.gamma_collect)

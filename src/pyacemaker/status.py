@@ -13,7 +13,7 @@ from pyacemaker.state import IterationRecord, WorkflowState
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
     """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
     when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗), the
-    policy's MD temperatures, basis size, validation verdict, seconds spent labelling, fitting
+    policy's MD temperatures, basis size (nl: nonlinear), validation verdict, seconds spent labelling, fitting
     and validating."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
     for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "MD T K",
@@ -26,7 +26,7 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
-            _md_runs(r), _temperatures(r), fmt(r.functions_per_element, "{}"), _validation(r),
+            _md_runs(r), _temperatures(r), _basis(r), _validation(r),
             f"{r.label_seconds + r.fit_seconds + r.validation_seconds:.0f}",
         )
     return table
@@ -36,6 +36,11 @@ def _md_runs(r: IterationRecord) -> str:
     if not r.md_runs:
         return "-"
     return f"{r.halts}/{r.md_runs}" + (f" ({r.md_failures}✗)" if r.md_failures else "")
+
+
+def _basis(r: IterationRecord) -> str:
+    """Functions per element, ``nl`` marking a nonlinear fit."""
+    return fmt(r.functions_per_element, "{}") + (" nl" if r.trainer == "nonlinear" else "")
 
 
 def _validation(r: IterationRecord) -> str:

@@ -41,8 +41,8 @@ class PolicyDecision(BaseModel):
     pressures_gpa: list[float] = Field(description="NPT pressures; empty means NVT")
     max_strain: float
     ratios: dict[str, float] = Field(description="share of perturbed structures per strategy")
-    gamma_collect: float = Field(description="extrapolation grade above which frames are candidates")
-    gamma_halt: float = Field(description="extrapolation grade at which MD stops")
+    gamma_collect: float = Field(5.0, description="extrapolation grade above which frames are candidates")
+    gamma_halt: float = Field(25.0, description="extrapolation grade at which MD stops")
     fixed_temperatures: bool = Field(False, description="temperatures set in the config")
     reasons: list[str]
 

@@ -53,10 +53,12 @@ def tensorflow_available() -> bool:
 
 
 def pacemaker_input(elements: list[str], settings: TrainerConfig, functions_per_element: int,
-                    initial: Path | None, has_test: bool) -> dict:
+                    initial: Potential | None, has_test: bool) -> dict:
     """pacemaker's input.yaml as data: a two-density Finnis-Sinclair ACE, BFGS on energies and
-    forces (``settings.loss_kappa`` share of forces), optionally grown from ``initial``."""
-    potential = {
+    forces (``settings.loss_kappa`` share of forces). With ``initial`` (a nonlinear potential),
+    the fit continues from its coefficients: grown to ``functions_per_element`` when that is
+    larger, else refitted as it is."""
+    potential: dict | str = {
         "deltaSplineBins": 0.001,
         "elements": elements,
         "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
@@ -67,8 +69,10 @@ def pacemaker_input(elements: list[str], settings: TrainerConfig, functions_per_
                       "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2],
                               "lmax_by_orders": [0, 4, 3, 2, 1]}},
     }
-    if initial is not None:
-        potential["initial_potential"] = str(initial)
+    if initial is not None and initial.functions_per_element >= functions_per_element:
+        potential = str(initial.yaml)  # pacemaker refits a potential given as a file
+    elif initial is not None:
+        potential["initial_potential"] = str(initial.yaml)
     data = {"filename": "train.pckl.gzip"} | ({"test_filename": "test.pckl.gzip"} if has_test else {})
     return {
         "cutoff": settings.cutoff,
@@ -144,11 +148,11 @@ def model_errors(potential: Potential, structures: list[Atoms]) -> tuple[float, 
 
 
 def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
-                      settings: TrainerConfig, out_dir: Path, initial: Path | None = None,
+                      settings: TrainerConfig, out_dir: Path, initial: Potential | None = None,
                       on_iteration: Callable[[int], None] | None = None) -> tuple[Potential, FitResult]:
     """Fit ``train`` with pacemaker, score on ``test``, write the potential to ``out_dir``
-    (atomically, like the linear trainer). ``initial`` (a previous potential.yaml) warm-starts
-    the fit: pacemaker grows its basis to this fit's size instead of starting from zero."""
+    (atomically, like the linear trainer). ``initial`` (a previous nonlinear potential)
+    warm-starts the fit instead of starting from zero."""
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     start = time.perf_counter()
@@ -157,6 +161,8 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     train, test = fitted_train, fitted_test
     n_funcs = settings.functions_per_element or infer_functions_per_element(
         train, elements, settings.max_functions_per_element)
+    if initial is not None:
+        n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -170,7 +176,7 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     (work / "input.yaml").write_text(yaml.safe_dump(
         pacemaker_input(elements, settings, n_funcs, initial, bool(test)), sort_keys=False))
     log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s", n_funcs,
-             len(train), settings.nonlinear_iterations, f", from {initial}" if initial else "")
+             len(train), settings.nonlinear_iterations, f", from {initial.yaml}" if initial else "")
     fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
 
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,

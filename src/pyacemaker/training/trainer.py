@@ -40,7 +40,7 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     log.info("trainer: %s (%s)", kind, reason)
     if kind == "linear":
         return fit_linear_ace(train, test, elements, settings, out_dir)
-    initial = previous.yaml if previous is not None and previous.kind == "nonlinear" else None
+    initial = previous if previous is not None and previous.kind == "nonlinear" else None
     with progress_bar(show_progress, transient=True) as progress:
         task = progress.add_task("fitting (pacemaker)", total=settings.nonlinear_iterations)
         return fit_nonlinear_ace(train, test, elements, settings, out_dir, initial,
