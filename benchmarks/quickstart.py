@@ -22,7 +22,8 @@ from pyacemaker.status import history_table
 ROOT = Path(__file__).resolve().parents[1]
 CU = {"composition": "Cu", "oracle": {"engine": "emt"},
       "budget": {"max_iterations": 3, "max_labels": 90},
-      "exploration": {"seed_labels": 30, "labels_per_iteration": 20}}
+      "exploration": {"seed_labels": 30, "labels_per_iteration": 20},
+      "trainer": {"kind": "linear"}}
 
 
 def run(name: str, raw: dict, console: Console) -> tuple[str, float, object]:

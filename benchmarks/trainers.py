@@ -60,7 +60,7 @@ def main() -> None:
                           str(r.functions_per_element), f"{r.seconds:.0f}",
                           f"{r.test_energy_rmse:.2f}", f"{r.test_force_rmse:.4f}",
                           f"{r.train_energy_rmse:.2f}", f"{r.train_force_rmse:.4f}")
-        Console().print(table)
+        Console(width=160).print(table)
 
 
 if __name__ == "__main__":

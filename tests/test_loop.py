@@ -28,6 +28,7 @@ SMALL = {
     "targets": {"energy_rmse_mev_per_atom": 0.001},  # out of reach: the budget ends the run
     "exploration": {"seed_labels": 16, "labels_per_iteration": 8, "md_steps": 30,
                     "md_temperatures": [700]},
+    "trainer": {"kind": "linear"},  # these tests are about the loop; tests/test_nonlinear.py fits
 }
 
 

@@ -3,12 +3,15 @@ files LAMMPS loads and runs, warm starts, weights, and the trainer's choice."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from pyacemaker.config import TrainerConfig, default_zbl_range
+from pyacemaker.config import TargetsConfig, TrainerConfig, default_zbl_range
 from pyacemaker.dynamics.lammps_input import MDRequest
 from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.errors import CalculationFailed
@@ -114,12 +117,59 @@ def test_a_failing_pacemaker_run_names_its_log(tmp_path):
         run_pacemaker(tmp_path, timeout=300)
 
 
-def test_auto_choice_follows_data_size_and_installed_backend(data, monkeypatch):
-    train, _ = data
-    assert trainer.choose_kind(settings(), train)[0] == "linear"  # 384 atoms: small
-    big = train * (trainer.NONLINEAR_MIN_ATOMS // sum(len(a) for a in train) + 1)
-    assert trainer.choose_kind(settings(), big)[0] == "nonlinear"
+def test_auto_stays_linear_when_it_meets_the_targets_or_nonlinear_cannot_run(data, tmp_path,
+                                                                            monkeypatch):
+    train, test = data
+    easy = TargetsConfig(energy_rmse_mev_per_atom=1e3, force_rmse_ev_per_angstrom=10.0)
+    potential, result = trainer.fit(train, test, ELEMENTS, settings(kind="auto"), tmp_path / "a",
+                                    easy, show_progress=False)
+    assert result.kind == potential.kind == "linear" and not (tmp_path / "a" / "pacemaker").exists()
+    assert "384 training atoms" in trainer.nonlinear_refused(train)  # too little data
+    monkeypatch.setattr(trainer, "NONLINEAR_MIN_ATOMS", 100)
+    assert trainer.nonlinear_refused(train) is None
     monkeypatch.setattr(trainer, "tensorflow_available", lambda: False)
-    kind, reason = trainer.choose_kind(settings(), big)
-    assert kind == "linear" and "TensorFlow" in reason
-    assert trainer.choose_kind(settings(kind="nonlinear"), train)[0] == "nonlinear"
+    assert "TensorFlow" in trainer.nonlinear_refused(train)
+
+
+def test_auto_fits_both_when_linear_misses_and_keeps_the_better(data, tmp_path, monkeypatch,
+                                                                caplog):
+    train, test = data
+    caplog.set_level("INFO", logger="pyacemaker")
+    monkeypatch.setattr(trainer, "NONLINEAR_MIN_ATOMS", 100)
+    strict = TargetsConfig(energy_rmse_mev_per_atom=1e-6, force_rmse_ev_per_angstrom=1e-6)
+    out = tmp_path / "potential"
+    potential, result = trainer.fit(train, test, ELEMENTS, settings(kind="auto"), out, strict,
+                                    show_progress=False)
+    kept = json.loads((out / "fit.json").read_text())
+    assert kept["kind"] == result.kind == potential.kind and potential.folder == out
+    assert (out / "pacemaker").exists() == (result.kind == "nonlinear")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["potential"]  # the loser is gone
+    kept_error, other_error = map(float, re.search(
+        r"keeping the \w+ fit \(held-out ([\d.]+) vs ([\d.]+)", caplog.text).groups())
+    assert kept_error <= other_error and kept_error == pytest.approx(result.test_energy_rmse, abs=0.01)
+
+
+def test_loop_with_the_nonlinear_trainer_warm_starts_each_fit(tmp_path):
+    """The real loop (EMT Cu, LAMMPS MD) with trainer.kind nonlinear: every iteration is a
+    pacemaker fit, the second one starting from the first."""
+    from typer.testing import CliRunner
+
+    from pyacemaker.cli import app
+    from pyacemaker.state import WorkflowState
+
+    data = {"composition": "Cu", "workdir": str(tmp_path / "run"), "oracle": {"engine": "emt"},
+            "budget": {"max_iterations": 1, "max_labels": 40},
+            "exploration": {"seed_labels": 12, "labels_per_iteration": 6, "md_steps": 20,
+                            "md_temperatures": [600]},
+            "trainer": {"kind": "nonlinear", "nonlinear_iterations": 3,
+                        "functions_per_element": 8},
+            "validation": {"every_iteration": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "config.yaml"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    state = WorkflowState.load(tmp_path / "run")
+    assert [r.trainer for r in state.history] == ["nonlinear", "nonlinear"]
+    second = tmp_path / "run" / "iterations" / "iter_001" / "potential" / "pacemaker" / "input.yaml"
+    first = tmp_path / "run" / "iterations" / "iter_000" / "potential" / "potential.yaml"
+    assert yaml.safe_load(second.read_text())["potential"] == str(first)  # warm start
+    assert "8 nl" in CliRunner().invoke(app, ["status", str(tmp_path / "run")]).output

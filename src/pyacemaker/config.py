@@ -490,7 +490,7 @@ def _check_prototypes(config: Config) -> None:
 
 def _pair_lengths(elements: list[str]) -> list[float]:
     radii = [covalent_radii[atomic_numbers[e]] for e in elements]
-    return [a + b for i, a in enumerate(radii) for b in radii[i:]]
+    return [float(a + b) for i, a in enumerate(radii) for b in radii[i:]]
 
 
 def default_cutoff(elements: list[str]) -> float:

@@ -193,7 +193,7 @@ class Workflow:
                      len(test))
             previous = self.potential_of(i - 1) if i > 0 else None
             _, fit = fit_potential(train, test, self.config.elements, self.config.trainer, folder,
-                                   previous, self.show_progress)
+                                   self.config.targets, previous, self.show_progress)
         else:
             fit = fitted[1]
         record = self.state.record(i)

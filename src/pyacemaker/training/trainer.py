@@ -1,47 +1,90 @@
-"""Which ACE fit a run gets (linear or nonlinear), and one call that does it."""
+"""Which ACE fit a run gets (linear or nonlinear), and one call that does it.
+
+``trainer.kind: auto`` follows ``benchmarks/trainers.py``: linear ACE fits in seconds and is
+enough for simple systems, while a nonlinear pacemaker fit is more accurate but takes minutes to
+hours. So auto fits linear first and fits nonlinear only when the linear fit misses the targets,
+TensorFlow is installed and the data can carry the larger model; the one with the lower
+held-out error is kept.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from ase import Atoms
 
-from pyacemaker.config import TrainerConfig
+from pyacemaker.config import TargetsConfig, TrainerConfig
 from pyacemaker.progress import progress_bar
-from pyacemaker.training.linear import FitResult, fit_linear_ace
+from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available
 from pyacemaker.training.potential import Potential
 
 log = logging.getLogger(__name__)
 
-NONLINEAR_MIN_ATOMS = 10_000  # below it, benchmarks/trainers.py: linear is as accurate and faster
+NONLINEAR_MIN_ATOMS = 1000  # training atoms below which auto stays linear (overfitting risk)
 
 
-def choose_kind(settings: TrainerConfig, train: list[Atoms]) -> tuple[str, str]:
-    """(kind, reason): the configured kind, or for ``auto`` nonlinear once the training set
-    holds ``NONLINEAR_MIN_ATOMS`` atoms and TensorFlow is installed."""
-    if settings.kind != "auto":
-        return settings.kind, "trainer.kind"
+def nonlinear_refused(train: list[Atoms]) -> str | None:
+    """Why auto cannot go nonlinear for ``train``, or None when it can."""
     atoms = sum(len(a) for a in train)
     if atoms < NONLINEAR_MIN_ATOMS:
-        return "linear", f"{atoms} training atoms (< {NONLINEAR_MIN_ATOMS} for a nonlinear fit)"
+        return f"{atoms} training atoms (a nonlinear fit needs {NONLINEAR_MIN_ATOMS})"
     if not tensorflow_available():
-        return "linear", "TensorFlow is not installed (`make nonlinear` adds it)"
-    return "nonlinear", f"{atoms} training atoms"
+        return "TensorFlow is not installed (`make nonlinear` adds it)"
+    return None
 
 
 def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: TrainerConfig,
-        out_dir: Path, previous: Potential | None = None,
+        out_dir: Path, targets: TargetsConfig | None = None, previous: Potential | None = None,
         show_progress: bool = True) -> tuple[Potential, FitResult]:
-    """Fit the chosen kind; a nonlinear fit shows its BFGS iterations and warm-starts from
-    ``previous`` when that is nonlinear too."""
-    kind, reason = choose_kind(settings, train)
-    log.info("trainer: %s (%s)", kind, reason)
-    if kind == "linear":
+    """Fit ``train`` (scored on ``test``) into ``out_dir`` with ``settings.kind``; see the module
+    docstring for auto. A nonlinear fit warm-starts from ``previous`` when that is nonlinear."""
+    if settings.kind == "nonlinear":
+        return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress)
+    if settings.kind == "linear":
         return fit_linear_ace(train, test, elements, settings, out_dir)
+    linear_dir = out_dir.with_name(out_dir.name + ".linear")
+    linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir)
+    refused = "targets met" if _meets(linear[1], targets) else nonlinear_refused(train)
+    if refused:
+        log.info("trainer: linear (%s)", refused)
+        return _keep(linear_dir, out_dir)
+    log.info("trainer: linear misses the targets (%.2f meV/atom, %.4f eV/A held out); fitting "
+             "nonlinear", linear[1].test_energy_rmse or linear[1].train_energy_rmse,
+             linear[1].test_force_rmse or linear[1].train_force_rmse)
+    nonlinear_dir = out_dir.with_name(out_dir.name + ".nonlinear")
+    nonlinear = _nonlinear(train, test, elements, settings, nonlinear_dir, previous, show_progress)
+    better = nonlinear if _error(nonlinear[1]) < _error(linear[1]) else linear
+    log.info("trainer: keeping the %s fit (held-out %.2f vs %.2f meV/atom)", better[1].kind,
+             _error(better[1]), _error((linear if better is nonlinear else nonlinear)[1]))
+    kept = _keep(better[0].folder, out_dir)
+    shutil.rmtree(linear_dir if better is nonlinear else nonlinear_dir, ignore_errors=True)
+    return kept
+
+
+def _nonlinear(train, test, elements, settings, out_dir, previous, show_progress):
     initial = previous if previous is not None and previous.kind == "nonlinear" else None
     with progress_bar(show_progress, transient=True) as progress:
         task = progress.add_task("fitting (pacemaker)", total=settings.nonlinear_iterations)
         return fit_nonlinear_ace(train, test, elements, settings, out_dir, initial,
                                  lambda n: progress.update(task, completed=n))
+
+
+def _meets(result: FitResult, targets: TargetsConfig | None) -> bool:
+    return targets is not None and targets.energy_met(result.test_energy_rmse) and \
+        targets.force_met(result.test_force_rmse)
+
+
+def _error(result: FitResult) -> float:
+    """Held-out energy RMSE (meV/atom), the training one when nothing is held out."""
+    return result.test_energy_rmse if result.test_energy_rmse is not None else result.train_energy_rmse
+
+
+def _keep(folder: Path, out_dir: Path) -> tuple[Potential, FitResult]:
+    """Move a finished fit from ``folder`` to ``out_dir`` (a rename: atomic)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(folder, out_dir)
+    return load_fit(out_dir)
