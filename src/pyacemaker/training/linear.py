@@ -120,19 +120,59 @@ def delta_dataframe(structures: list[Atoms], baseline: ZBLCalculator,
     return df, references
 
 
+def structure_weights(structures: list[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energy weight per structure (shape ``(n,)``) and force weight per atom (one ``(n_atoms,)``
+    array per structure): ``info['energy_weight']`` and ``arrays['force_weight']`` (periodic
+    embedding), else 1."""
+    energy = np.array([a.info.get("energy_weight", 1.0) for a in structures], float)
+    forces = [np.asarray(a.arrays.get("force_weight", np.ones(len(a))), float) for a in structures]
+    return energy, forces
+
+
 def sample_weights(structures: list[Atoms]) -> np.ndarray | None:
     """Ridge sample weights in pyace's design-matrix row order (one energy row per structure,
-    then three force rows per atom): ``info['energy_weight']`` and
-    ``arrays['force_weight']`` (periodic embedding), else 1; ``None`` when all are 1."""
-    energy = np.array([a.info.get("energy_weight", 1.0) for a in structures], float)
-    forces = np.concatenate([a.arrays.get("force_weight", np.ones(len(a))) for a in structures])
-    weights = np.concatenate([energy, np.repeat(forces, 3)])
+    then three force rows per atom); ``None`` when all are 1."""
+    energy, forces = structure_weights(structures)
+    weights = np.concatenate([energy, np.repeat(np.concatenate(forces), 3)])
     return None if np.all(weights == 1.0) else weights
 
 
 def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
     """The structures whose largest force component is at most ``max_force`` (eV/Angstrom)."""
     return [a for a in structures if np.abs(a.get_forces()).max() <= max_force]
+
+
+def fit_inputs(train: list[Atoms], test: list[Atoms], elements: list[str],
+               settings: TrainerConfig) -> tuple[list[Atoms], list[Atoms], int, int]:
+    """What every fit starts from: train and test without structures above
+    ``settings.max_force``, how many were left out, and the basis size (functions per
+    element; inferred from the data unless set)."""
+    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
+    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
+    if excluded:
+        log.info("%d structures with forces above %.0f eV/A are not fitted", excluded,
+                 settings.max_force)
+    n_funcs = settings.functions_per_element or infer_functions_per_element(
+        fitted_train, elements, settings.max_functions_per_element)
+    return fitted_train, fitted_test, excluded, n_funcs
+
+
+def staging_folder(out_dir: Path) -> Path:
+    """An empty folder beside ``out_dir`` where a fit is written before it is published."""
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_fit(folder: Path, out_dir: Path, result: FitResult | None = None) -> tuple[Potential, FitResult]:
+    """Write ``result`` as ``fit.json`` into ``folder`` (when given) and rename the folder to
+    ``out_dir``, replacing it: a fit appears whole or not at all."""
+    if result is not None:
+        (folder / FIT_FILE).write_text(result.model_dump_json(indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)  # a rename cannot replace a non-empty folder
+    os.replace(folder, out_dir)
+    return load_fit(out_dir)
 
 
 def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
@@ -146,14 +186,7 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     from sklearn.linear_model import Ridge
 
     start = time.perf_counter()
-    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
-    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
-    if excluded:
-        log.info("%d structures with forces above %.0f eV/A are not fitted", excluded,
-                 settings.max_force)
-    train, test = fitted_train, fitted_test
-    n_funcs = settings.functions_per_element or infer_functions_per_element(
-        train, elements, settings.max_functions_per_element)
+    train, test, excluded, n_funcs = fit_inputs(train, test, elements, settings)
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     train_df, references = delta_dataframe(train, baseline)
     bconf = basis_config(elements, settings.cutoff, n_funcs)
@@ -177,17 +210,12 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
         test_energy_rmse=None if test_err is None else 1000 * test_err["epa_rmse"],
         test_force_rmse=None if test_err is None else test_err["f_comp_rmse"],
     )
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_folder(out_dir)
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
                           zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
                           reference_energies=references, functions_per_element=n_funcs)
     write_potential_files(fit.get_bbasis(), potential, train)
-    (staging / FIT_FILE).write_text(result.model_dump_json(indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)  # a rename cannot replace a non-empty folder
-    os.replace(staging, out_dir)
-    return Potential.load(out_dir), result
+    return publish_fit(staging, out_dir, result)
 
 
 def load_fit(out_dir: Path) -> tuple[Potential, FitResult] | None:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 from ase import Atoms
@@ -30,14 +28,16 @@ from pyacemaker.config import TrainerConfig
 from pyacemaker.errors import CalculationFailed, EngineSetupError
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import (
-    FIT_FILE,
     FitResult,
     delta_dataframe,
-    infer_functions_per_element,
-    within_force_limit,
+    fit_inputs,
+    publish_fit,
+    staging_folder,
+    structure_weights,
     write_potential_files,
 )
 from pyacemaker.training.potential import Potential
+from pyacemaker.validation.metrics import held_out_metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,7 @@ def pacemaker_input(elements: list[str], settings: TrainerConfig, functions_per_
     elif initial is not None:
         potential["initial_potential"] = str(initial.yaml)
     data = {"filename": "train.pckl.gzip"} | ({"test_filename": "test.pckl.gzip"} if has_test else {})
-    return {
-        "cutoff": settings.cutoff,
+    return {  # no top-level cutoff: pacemaker takes it from the potential's bonds
         "seed": 42,
         "metadata": {"origin": "pyacemaker"},
         "potential": potential,
@@ -91,8 +90,7 @@ def weighted_frame(structures: list[Atoms], baseline: ZBLCalculator,
     """``delta_dataframe`` plus normalised ``w_energy`` (per structure) and ``w_forces`` (per
     atom) from ``info['energy_weight']`` and ``arrays['force_weight']`` (default 1)."""
     df, references = delta_dataframe(structures, baseline, references)
-    energy = np.array([a.info.get("energy_weight", 1.0) for a in structures], float)
-    forces = [np.asarray(a.arrays.get("force_weight", np.ones(len(a))), float) for a in structures]
+    energy, forces = structure_weights(structures)
     df["w_energy"] = energy / energy.sum()
     total = sum(f.sum() for f in forces)
     df["w_forces"] = [f / total for f in forces]
@@ -137,14 +135,8 @@ def run_pacemaker(folder: Path, timeout: float, on_iteration: Callable[[int], No
 def model_errors(potential: Potential, structures: list[Atoms]) -> tuple[float, float]:
     """Energy (meV/atom) and force-component (eV/Angstrom) RMSE of ``potential``'s full model
     (ACE + ZBL + references) against the labels of ``structures``."""
-    calc = potential.calculator(with_gamma=False)
-    de, df = [], []
-    for atoms in structures:
-        model = atoms.copy()
-        model.calc = calc
-        de.append((model.get_potential_energy() - atoms.get_potential_energy()) / len(atoms))
-        df.append((model.get_forces() - atoms.get_forces()).ravel())
-    return 1000 * float(np.sqrt(np.mean(np.square(de)))), float(np.sqrt(np.mean(np.concatenate(df) ** 2)))
+    overall = held_out_metrics(structures, potential.calculator(with_gamma=False)).overall
+    return overall.energy_rmse, overall.force_rmse
 
 
 def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
@@ -156,18 +148,13 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     start = time.perf_counter()
-    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
-    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
-    train, test = fitted_train, fitted_test
-    n_funcs = settings.functions_per_element or infer_functions_per_element(
-        train, elements, settings.max_functions_per_element)
+    train, test, excluded, n_funcs = fit_inputs(train, test, elements, settings)
     if initial is not None:
         n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(out_dir)
     work = staging / WORK
-    work.mkdir(parents=True)
+    work.mkdir()
     train_df, references = weighted_frame(train, baseline)
     train_df.to_pickle(work / "train.pckl.gzip", compression="gzip")
     if test:
@@ -190,7 +177,4 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
                        functions_per_element=n_funcs, seconds=time.perf_counter() - start,
                        train_energy_rmse=train_e, train_force_rmse=train_f, test_energy_rmse=test_e,
                        test_force_rmse=test_f, kind="nonlinear")
-    (staging / FIT_FILE).write_text(result.model_dump_json(indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(staging, out_dir)
-    return Potential.load(out_dir), result
+    return publish_fit(staging, out_dir, result)

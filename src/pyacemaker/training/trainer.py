@@ -10,7 +10,6 @@ held-out error is kept.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ase import Atoms
 
 from pyacemaker.config import TargetsConfig, TrainerConfig
 from pyacemaker.progress import progress_bar
-from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit
+from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit, publish_fit
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available
 from pyacemaker.training.potential import Potential
 
@@ -51,7 +50,7 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     refused = "targets met" if _meets(linear[1], targets) else nonlinear_refused(train)
     if refused:
         log.info("trainer: linear (%s)", refused)
-        return _keep(linear_dir, out_dir)
+        return publish_fit(linear_dir, out_dir)
     log.info("trainer: linear misses the targets (%.2f meV/atom, %.4f eV/A held out); fitting "
              "nonlinear", linear[1].test_energy_rmse or linear[1].train_energy_rmse,
              linear[1].test_force_rmse or linear[1].train_force_rmse)
@@ -60,7 +59,7 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     better = nonlinear if _error(nonlinear[1]) < _error(linear[1]) else linear
     log.info("trainer: keeping the %s fit (held-out %.2f vs %.2f meV/atom)", better[1].kind,
              _error(better[1]), _error((linear if better is nonlinear else nonlinear)[1]))
-    kept = _keep(better[0].folder, out_dir)
+    kept = publish_fit(better[0].folder, out_dir)
     shutil.rmtree(linear_dir if better is nonlinear else nonlinear_dir, ignore_errors=True)
     return kept
 
@@ -83,8 +82,3 @@ def _error(result: FitResult) -> float:
     return result.test_energy_rmse if result.test_energy_rmse is not None else result.train_energy_rmse
 
 
-def _keep(folder: Path, out_dir: Path) -> tuple[Potential, FitResult]:
-    """Move a finished fit from ``folder`` to ``out_dir`` (a rename: atomic)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(folder, out_dir)
-    return load_fit(out_dir)
