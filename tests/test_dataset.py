@@ -95,3 +95,23 @@ def test_embedding_weights_survive_labelling(tmp_path):
         assert atoms.info["energy_weight"] == 0.0
         assert atoms.arrays["force_weight"].tolist() == [1, 0, 0, 1]
     assert all("oracle" in row.data and "force_weights" in row.data for row in data._db.select())
+
+
+def test_split_is_stratified_by_class_and_deterministic(tmp_path):
+    """Every class with 1/test_fraction rows gets held-out rows, whatever its share of the data;
+    the same additions give the same splits; a later addition never moves an earlier row."""
+    def fill(path):
+        data = Dataset(path, test_fraction=0.1)
+        data.add_pending([(rattled(i), {"generator": "md"}) for i in range(60)])
+        data.add_pending([(rattled(100 + i), {"generator": "vacancy"}) for i in range(10)])
+        return data
+
+    data = fill(tmp_path / "a.db")
+    rows, tests = data.class_counts()
+    assert rows == {"md": 60, "vacancy": 10} and tests == {"md": 6, "vacancy": 1}
+    assert _splits(data) == _splits(fill(tmp_path / "b.db"))
+    before = dict(_splits(data))
+    data.add_pending([(rattled(200 + i), {"generator": "vacancy"}) for i in range(10)])
+    after = dict(_splits(data))
+    assert all(after[h] == s for h, s in before.items())
+    assert data.class_counts()[1]["vacancy"] == 2

@@ -69,16 +69,62 @@ def test_too_little_data_is_a_clear_error(copper_data):
         infer_functions_per_element([train[0][:4]], ["Cu"], cap=300)
 
 
-def test_structures_beyond_max_force_are_left_out(copper_data, tmp_path):
+def test_structures_beyond_max_force_are_left_out_and_scored_apart(copper_data, tmp_path):
     train, test = copper_data
     inner, outer = default_zbl_range(["Cu"])
     limit = float(np.median([np.abs(a.get_forces()).max() for a in train + test]))
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
                              functions_per_element=16, max_force=limit)
     _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "potential")
-    kept = [a for a in train + test if np.abs(a.get_forces()).max() <= limit]
-    assert result.n_train + result.n_test == len(kept) > 0
-    assert result.n_excluded == len(train) + len(test) - len(kept) > 0
+    strong = [a for a in test if np.abs(a.get_forces()).max() > limit]
+    assert result.n_train == len(train) - result.n_excluded
+    assert result.n_excluded == sum(np.abs(a.get_forces()).max() > limit for a in train) > 0
+    assert result.n_test == len(test)
+    assert result.test_beyond_force_limit.n_structures == len(strong) > 0
+    assert sum(e.n_structures for e in result.test_by_class.values()) == len(test) - len(strong)
+
+
+def test_held_out_errors_per_class_and_over_the_target_classes(copper_data, tmp_path):
+    train, test = copper_data
+    test = [a.copy() for a in test]
+    for k, atoms in enumerate(test):
+        atoms.calc = copper_data[1][k].calc
+        atoms.info["generator"] = "md" if k % 2 else "vacancy"
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                             functions_per_element=16)
+    _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "p", classes=["md"])
+    md, vacancy = result.test_by_class["md"], result.test_by_class["vacancy"]
+    assert md.n_structures == vacancy.n_structures == 10
+    assert result.test_energy_rmse == pytest.approx(md.energy_rmse)
+    assert result.test_force_rmse == pytest.approx(md.force_rmse)
+
+
+def test_energies_carry_weight(copper_data, tmp_path):
+    """Energies shifted by a term of the volume alone (forces unchanged): only the energy rows
+    say which model is right. The balanced fit follows them; a fit that gives forces 99.9% of
+    the loss (what one energy row per structure against three per atom amounted to) does not."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    def shifted(structures):
+        out = []
+        for atoms in structures:
+            copy = atoms.copy()
+            extra = 0.5 * len(atoms) * (atoms.get_volume() / len(atoms) / 11.76 - 1.0)  # eV
+            copy.calc = SinglePointCalculator(copy, energy=atoms.get_potential_energy() + extra,
+                                              forces=atoms.get_forces())
+            out.append(copy)
+        return out
+
+    train, test = (shifted(s) for s in copper_data)
+    inner, outer = default_zbl_range(["Cu"])
+    errors = {}
+    for kappa in (0.3, 0.999):
+        settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                                 functions_per_element=40, loss_kappa=kappa)
+        errors[kappa] = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / f"k{kappa}")[1]
+    assert errors[0.3].test_energy_rmse < errors[0.999].test_energy_rmse / 3
+    assert errors[0.3].train_energy_rmse < errors[0.999].train_energy_rmse / 3
 
 
 def test_zero_weights_keep_corrupted_labels_out_of_the_fit(copper_data, tmp_path):

@@ -27,7 +27,7 @@ CONFIG_TEMPLATE = """\
 composition: {composition}          # chemical formula of the system
 workdir: {workdir}    # everything of this run goes here; `run` resumes from it
 oracle:
-  engine: {engine}                # emt | tblite | ase:<module>:<Class>
+  engine: {engine}                # emt | tblite | chgnet | espresso | vasp | ase:<module>:<Class>
 budget:
   max_iterations: 5             # active-learning iterations after the seed labels
   max_labels: 200               # reference calculations allowed in total
@@ -46,7 +46,8 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 def init(
     composition: Annotated[str, typer.Argument(help="chemical formula, e.g. TiO2")],
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write")] = Path("config.yaml"),
-    engine: Annotated[str, typer.Option(help="emt, tblite or ase:<module>:<Class>")] = "tblite",
+    engine: Annotated[str, typer.Option(
+        help="emt, tblite, chgnet, espresso, vasp or ase:<module>:<Class>")] = "chgnet",
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented minimal config for COMPOSITION."""
@@ -114,7 +115,7 @@ def validate(
     structure: Annotated[Path | None, typer.Option(
         help="structure file to test (cif, POSCAR, extxyz); default: the run's first seed")] = None,
     oracle: Annotated[str | None, typer.Option(
-        help="cheap reference for the bulk modulus (emt, tblite, ase:<module>:<Class>); default: "
+        help="cheap reference for the bulk modulus (emt, tblite, chgnet, ase:<module>:<Class>); default: "
              "the run's oracle when cheap")] = None,
     output: Annotated[Path, typer.Option(help="folder for validation_report.html and "
                                               "validation.json")] = Path("."),

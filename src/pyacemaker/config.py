@@ -7,6 +7,7 @@ and the oracle) and written back as ``config.resolved.yaml`` in the workdir.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -21,7 +22,8 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.errors import ConfigError
 
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
-BUILTIN_ENGINES = ("emt", "tblite", "espresso", "vasp")
+BUILTIN_ENGINES = ("emt", "tblite", "chgnet", "espresso", "vasp")
+CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")  # shipped in the chgnet wheel
 
 
 def check_command(command: str | None) -> str | None:
@@ -91,10 +93,14 @@ class OracleConfig(_Model):
     """Which reference method labels structures (energies, forces, stresses)."""
 
     engine: str = Field(
-        description="emt | tblite | espresso | vasp | ase:<module>:<Class> (any ASE calculator by "
-        "import path)"
+        description="emt | tblite | chgnet | espresso | vasp | ase:<module>:<Class> (any ASE "
+        "calculator by import path)"
     )
     method: str | None = Field(None, description="tblite method: GFN1-xTB (default) or GFN2-xTB")
+    model: str | None = Field(
+        None, description="chgnet model: 0.3.0 (default; Materials Project PBE/PBE+U), 0.2.0 or "
+        "r2scan (transfer-learned to r2SCAN); all ship with the chgnet package"
+    )
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword arguments for the calculator; for "
         "espresso, pw.x namelist values such as {system: {nbnd: 20}}"
@@ -106,6 +112,13 @@ class OracleConfig(_Model):
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
     vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | None) -> str | None:
+        if model is not None and model not in CHGNET_MODELS:
+            raise ValueError(f"unknown chgnet model '{model}'; use {', '.join(CHGNET_MODELS)}")
+        return model
+
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, engine: str) -> str:
@@ -115,7 +128,8 @@ class OracleConfig(_Model):
         if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
             return engine
         raise ValueError(
-            f"unknown engine '{engine}'; use emt, tblite, espresso, vasp or ase:<module>:<Class>, "
+            f"unknown engine '{engine}'; use emt, tblite, chgnet, espresso, vasp or "
+            "ase:<module>:<Class>, "
             "e.g. ase:ase.calculators.emt:EMT"
         )
 
@@ -127,11 +141,19 @@ class BudgetConfig(_Model):
     max_labels: int = Field(200, ge=1, description="total reference calculations allowed")
 
 
+BULK_CLASSES = ("seed", "rattle", "strain", "md")  # the near-equilibrium bulk a potential is for
+
+
 class TargetsConfig(_Model):
     """Held-out accuracy that counts as converged."""
 
     energy_rmse_mev_per_atom: float = Field(1.0, gt=0, description="meV/atom")
     force_rmse_ev_per_angstrom: float = Field(0.05, gt=0, description="eV/Angstrom")
+    classes: list[str] = Field(
+        default_factory=lambda: list(BULK_CLASSES), description="structure classes (generators: "
+        "seed, rattle, strain, md, vacancy, interstitial, surface, random, ...) whose held-out "
+        "errors the targets apply to; the other classes are reported beside them"
+    )
 
     def energy_met(self, rmse: float | None) -> bool:
         """``rmse`` (meV/atom) exists and is within the target."""
@@ -229,8 +251,11 @@ class TrainerConfig(_Model):
         "in the dataset but not fitted (a few such outliers dominate a least-squares fit)"
     )
     nonlinear_iterations: int = Field(300, ge=1, description="BFGS iterations of a nonlinear fit")
-    loss_kappa: float = Field(0.3, gt=0, lt=1, description="share of forces in the nonlinear loss "
-                              "(pacemaker's kappa)")
+    loss_kappa: float = Field(
+        0.3, gt=0, lt=1, description="share of the loss given to forces, in both trainers "
+        "(pacemaker's kappa); per-atom energies get the rest, so a structure's energy weight does "
+        "not grow with its size"
+    )
     timeout_s: float = Field(7200.0, gt=0, description="seconds before a nonlinear fit is stopped")
     zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
     zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")
@@ -263,6 +288,22 @@ class ValidationConfig(_Model):
     phonon_tolerance_thz: float = Field(
         0.1, ge=0, description="THz; modes below minus this are imaginary (acoustic modes next "
         "to Gamma get 0.5 THz for numerical noise)"
+    )
+    phonon_displacement: float = Field(
+        0.03, gt=0, le=0.1, description="Angstrom; finite displacement of the phonon supercells, for "
+        "the potential and the oracle (ML oracles with float32 forces need about 0.03)"
+    )
+    lattice_tolerance: float = Field(
+        0.01, gt=0, description="largest relative difference of the relaxed a, b, c and volume per "
+        "atom from the oracle's own relaxed structure (cheap oracles only)"
+    )
+    elastic_tolerance: float = Field(
+        0.15, gt=0, description="largest difference of each elastic constant C_ij from the oracle's, "
+        "relative to max(|C_ij oracle|, 0.1 x mean of the oracle's C11, C22, C33) (cheap oracles only)"
+    )
+    phonon_rms_tolerance_thz: float = Field(
+        0.5, gt=0, description="THz; largest RMS difference of the phonon frequencies from the "
+        "oracle's over the q mesh (cheap oracles only)"
     )
 
 
@@ -342,7 +383,7 @@ _MISSING_FIX = {
     "composition": "add e.g. 'composition: TiO2'",
     "workdir": "add e.g. 'workdir: runs/tio2'",
     "oracle": "add e.g. 'oracle: {engine: tblite}'",
-    "oracle.engine": "use emt, tblite or ase:<module>:<Class>",
+    "oracle.engine": "use emt, tblite, chgnet, espresso, vasp or ase:<module>:<Class>",
 }
 
 
@@ -401,8 +442,17 @@ def resolve(config: Config) -> Config:
             f"than exploration.gamma_halt ({exploration.gamma_halt})"
         )
     oracle = config.oracle
+    if oracle.method is not None and oracle.engine != "tblite":
+        raise ConfigError("field 'oracle.method': only tblite has methods; remove it")
+    if oracle.model is not None and oracle.engine != "chgnet":
+        raise ConfigError("field 'oracle.model': only chgnet has models; remove it")
     if oracle.engine == "tblite" and oracle.method is None:
         oracle = oracle.model_copy(update={"method": DEFAULT_TBLITE_METHOD})
+    if oracle.engine == "chgnet" and importlib.util.find_spec("chgnet") is None:
+        raise ConfigError("field 'oracle.engine': chgnet is not installed in this environment; "
+                          "`make quickstart` installs it (torch CPU and chgnet)")
+    if oracle.engine == "chgnet" and oracle.model is None:
+        oracle = oracle.model_copy(update={"model": CHGNET_MODELS[0]})
     if oracle.engine == "espresso":
         for namelist, values in oracle.parameters.items():
             if not isinstance(values, dict):

@@ -2,8 +2,8 @@
 
 Each row is one structure with a status: ``pending`` (selected, not yet labelled),
 ``labelled`` (reference energy/forces/stress attached) or ``failed`` (the oracle gave up; the
-reason is kept). A structure hash deduplicates rows and picks the held-out split, which is
-fixed when a row is written. Every write is one SQLite transaction.
+reason is kept). A structure hash deduplicates rows and picks the held-out split, stratified by
+structure class (generator) and fixed when a row is written. Every write is one SQLite transaction.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
 
 
 def split_of(hash_: str, test_fraction: float, n_rows: int, n_test: int) -> str:
-    """Split of a new row, given ``n_rows`` existing rows of which ``n_test`` are held out.
+    """Split of a new row, given ``n_rows`` existing rows of its class of which ``n_test`` are
+    held out.
 
     The hash decides (a pseudo-random ``test_fraction`` share), but the held-out count is
-    kept between floor and ceil of ``test_fraction`` times the row count, so small datasets
-    still get a test set. Once written, a row's split never changes.
+    kept between floor and ceil of ``test_fraction`` times the row count, so every class with
+    ``1 / test_fraction`` rows has test rows. Once written, a row's split never changes.
     """
     want = test_fraction * (n_rows + 1)
     by_hash = int(hash_[:8], 16) / 16**8 < test_fraction
@@ -70,7 +71,7 @@ class Dataset:
         transaction.
         """
         known = self.hashes()
-        n_rows, n_test = len(known), self.count(split="test")
+        rows, tests = self.class_counts()
         added = 0
         with self._db as db:
             for atoms, provenance in items:
@@ -80,14 +81,26 @@ class Dataset:
                 known.add(h)
                 provenance = dict(provenance)
                 weights = provenance.pop("force_weights", None)
-                split = split_of(h, self.test_fraction, n_rows, n_test) if weights is None else "train"
+                kind = str(provenance.get("generator", ""))
+                split = "train" if weights is not None else split_of(
+                    h, self.test_fraction, rows[kind], tests[kind])
                 data = {} if weights is None else {"force_weights": np.asarray(weights, float)}
                 if weights is not None:
                     provenance["energy_weight"] = 0.0
                 db.write(bare(atoms), hash=h, status=PENDING, split=split, data=data,
                          **_columns(provenance))
-                n_rows, n_test, added = n_rows + 1, n_test + (split == "test"), added + 1
+                rows[kind], tests[kind], added = rows[kind] + 1, tests[kind] + (split == "test"), added + 1
         return added
+
+    def class_counts(self) -> tuple[Counter, Counter]:
+        """Rows per structure class (generator), and held-out rows per class: the split is
+        stratified by class, so rare classes are tested too."""
+        rows, tests = Counter(), Counter()
+        for row in self._db.select(include_data=False):
+            kind = str(row.get("generator", ""))
+            rows[kind] += 1
+            tests[kind] += row.get("split") == "test"
+        return rows, tests
 
     def pending(self) -> list[tuple[int, Atoms]]:
         """Row ids and structures still waiting for a label, in insertion order."""

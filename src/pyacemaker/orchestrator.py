@@ -47,9 +47,9 @@ from pyacemaker.structures.policy import (
     initial_decision,
 )
 from pyacemaker.structures.seeds import seed_structures
-from pyacemaker.training.linear import load_fit
+from pyacemaker.training.linear import FitResult, load_fit
 from pyacemaker.training.potential import Potential
-from pyacemaker.training.selection import max_gamma, select
+from pyacemaker.training.selection import select
 from pyacemaker.training.trainer import fit as fit_potential
 from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
 from pyacemaker.validation.run import validate_in_run
@@ -203,7 +203,12 @@ class Workflow:
         record.train_energy_rmse, record.train_force_rmse = fit.train_energy_rmse, fit.train_force_rmse
         record.test_energy_rmse, record.test_force_rmse = fit.test_energy_rmse, fit.test_force_rmse
         record.fit_seconds = fit.seconds
-        record.held_out_gamma = held_out_gamma(self.potential_of(i), self.dataset.labelled("test"))
+        record.test_by_class = class_errors(fit)
+        record.held_out_gamma = fit.held_out_gamma
+        for name, errors in record.test_by_class.items():
+            log.info("iteration %d: held out %-18s %3d structures  %8.2f meV/atom  %.4f eV/A%s", i,
+                     name, errors["n_structures"], errors["energy_rmse"], errors["force_rmse"],
+                     "  (target class)" if name in self.config.targets.classes else "")
         self.state.phase = "evaluate"
 
     def evaluate(self) -> None:
@@ -284,7 +289,7 @@ class Workflow:
         _publish(self.potential_dir(i - 1), self.potential_dir(i))
         for name in ("labels_total", "failed_total", "functions_per_element", "trainer", "n_train",
                      "n_test", "train_energy_rmse", "train_force_rmse", "test_energy_rmse",
-                     "test_force_rmse", "held_out_gamma"):
+                     "test_force_rmse", "test_by_class", "held_out_gamma"):
             setattr(record, name, getattr(previous, name))
         self.state.phase = "evaluate"
 
@@ -342,11 +347,13 @@ def standard_explorer(config: Config, show_progress: bool = True) -> StandardExp
                             config.seeds)
 
 
-def held_out_gamma(potential: Potential, structures: list[Atoms]) -> float | None:
-    """90th percentile over ``structures`` of their largest per-atom extrapolation grade."""
-    if not structures:
-        return None
-    return float(np.percentile(max_gamma(potential, structures), 90))
+def class_errors(fit: FitResult) -> dict[str, dict[str, float]]:
+    """The fit's held-out errors per class as plain numbers; the structures beyond the fit's
+    force limit as the class ``beyond_force_limit``."""
+    out = {name: errors.model_dump() for name, errors in fit.test_by_class.items()}
+    if fit.test_beyond_force_limit is not None:
+        out["beyond_force_limit"] = fit.test_beyond_force_limit.model_dump()
+    return out
 
 
 def read_resolved_config(workdir: Path) -> Config:

@@ -28,7 +28,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class IterationRecord(BaseModel):
-    """What one iteration did; RMSEs are on the fixed held-out split."""
+    """What one iteration did; RMSEs are on the fixed held-out split, ``test_*_rmse`` over the
+    classes the targets apply to."""
 
     iteration: int
     candidates: int = 0
@@ -49,6 +50,9 @@ class IterationRecord(BaseModel):
     train_force_rmse: float | None = Field(None, description="eV/Angstrom")
     test_energy_rmse: float | None = Field(None, description="meV/atom")
     test_force_rmse: float | None = Field(None, description="eV/Angstrom")
+    test_by_class: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="held-out errors per structure class: n_structures, "
+        "energy_rmse (meV/atom), force_rmse (eV/Angstrom), ...; beyond_force_limit apart")
     n_train: int = 0
     n_test: int = 0
     label_seconds: float = 0.0

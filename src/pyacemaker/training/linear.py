@@ -25,6 +25,7 @@ from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.potential import Potential
+from pyacemaker.validation.metrics import Errors, held_out_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,22 @@ class FitResult(BaseModel):
 
     n_train: int
     n_test: int
-    n_excluded: int = Field(0, description="structures left out for forces above max_force")
+    n_excluded: int = Field(0, description="training structures left out for forces above max_force")
     functions_per_element: int
     kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
     seconds: float = Field(description="wall time of the fit, s")
     train_energy_rmse: float = Field(description="meV/atom")
     train_force_rmse: float = Field(description="eV/Angstrom")
-    test_energy_rmse: float | None = Field(None, description="meV/atom")
-    test_force_rmse: float | None = Field(None, description="eV/Angstrom")
+    loss_kappa: float | None = Field(None, description="share of the loss given to forces")
+    test_energy_rmse: float | None = Field(None, description="meV/atom, over the target classes "
+                                           "(all held-out classes when none is given)")
+    test_force_rmse: float | None = Field(None, description="eV/Angstrom, as test_energy_rmse")
+    test_by_class: dict[str, Errors] = Field(default_factory=dict, description="held-out errors "
+                                             "per structure class, within the force limit")
+    test_beyond_force_limit: Errors | None = Field(None, description="held-out structures above "
+                                                   "trainer.max_force, scored apart")
+    held_out_gamma: float | None = Field(None, description="90th percentile of the held-out "
+                                         "structures' largest extrapolation grade")
 
 
 def infer_functions_per_element(structures: list[Atoms], elements: list[str], cap: int) -> int:
@@ -129,12 +138,26 @@ def structure_weights(structures: list[Atoms]) -> tuple[np.ndarray, list[np.ndar
     return energy, forces
 
 
-def sample_weights(structures: list[Atoms]) -> np.ndarray | None:
-    """Ridge sample weights in pyace's design-matrix row order (one energy row per structure,
-    then three force rows per atom); ``None`` when all are 1."""
+def loss_weights(structures: list[Atoms], kappa: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Balanced loss weights with pacemaker's meaning of ``kappa`` (the share of forces): the
+    per-atom energies (one per structure, shape ``(n,)``) carry ``1 - kappa`` of the total weight
+    and the atoms' forces (one ``(n_atoms,)`` array per structure) carry ``kappa``, each share
+    spread over its rows in proportion to ``structure_weights``. A share with no weighted rows
+    stays 0."""
     energy, forces = structure_weights(structures)
+    force_total = sum(f.sum() for f in forces)
+    energy = (1.0 - kappa) * energy / energy.sum() if energy.sum() > 0 else energy * 0.0
+    forces = [kappa * f / force_total if force_total > 0 else f * 0.0 for f in forces]
+    return energy, forces
+
+
+def sample_weights(structures: list[Atoms], kappa: float) -> np.ndarray:
+    """Ridge sample weights in pyace's design-matrix row order (one per-atom-energy row per
+    structure, then three force rows per atom) from ``loss_weights``, scaled to a mean of 1 so
+    that ``ridge_alpha`` keeps its meaning whatever the dataset's size."""
+    energy, forces = loss_weights(structures, kappa)
     weights = np.concatenate([energy, np.repeat(np.concatenate(forces), 3)])
-    return None if np.all(weights == 1.0) else weights
+    return weights * len(weights) / weights.sum()
 
 
 def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
@@ -142,19 +165,34 @@ def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]
     return [a for a in structures if np.abs(a.get_forces()).max() <= max_force]
 
 
-def fit_inputs(train: list[Atoms], test: list[Atoms], elements: list[str],
-               settings: TrainerConfig) -> tuple[list[Atoms], list[Atoms], int, int]:
-    """What every fit starts from: train and test without structures above
-    ``settings.max_force``, how many were left out, and the basis size (functions per
-    element; inferred from the data unless set)."""
-    fitted_train, fitted_test = (within_force_limit(s, settings.max_force) for s in (train, test))
-    excluded = len(train) + len(test) - len(fitted_train) - len(fitted_test)
+def fit_inputs(train: list[Atoms], elements: list[str],
+               settings: TrainerConfig) -> tuple[list[Atoms], int, int]:
+    """What every fit starts from: the training structures within ``settings.max_force``, how
+    many were left out, and the basis size (functions per element; inferred from the data
+    unless set)."""
+    fitted = within_force_limit(train, settings.max_force)
+    excluded = len(train) - len(fitted)
     if excluded:
-        log.info("%d structures with forces above %.0f eV/A are not fitted", excluded,
+        log.info("%d training structures with forces above %.0f eV/A are not fitted", excluded,
                  settings.max_force)
     n_funcs = settings.functions_per_element or infer_functions_per_element(
-        fitted_train, elements, settings.max_functions_per_element)
-    return fitted_train, fitted_test, excluded, n_funcs
+        fitted, elements, settings.max_functions_per_element)
+    return fitted, excluded, n_funcs
+
+
+def held_out_scores(potential: Potential, test: list[Atoms], classes: list[str],
+                    max_force: float) -> dict:
+    """FitResult's held-out fields for ``potential`` (its full model, ACE + ZBL + references)
+    on ``test``: errors over ``classes`` (all classes when none of them is held out), per
+    class, beyond ``max_force`` apart, and the 90th percentile of the largest γ."""
+    metrics = held_out_metrics(test, potential.calculator(with_gamma=True), classes, max_force)
+    if metrics is None:
+        return {}
+    main = metrics.targeted or metrics.overall
+    return {"test_energy_rmse": main.energy_rmse, "test_force_rmse": main.force_rmse,
+            "test_by_class": metrics.by_generator,
+            "test_beyond_force_limit": metrics.beyond_force_limit,
+            "held_out_gamma": float(np.percentile(metrics.max_gamma, 90))}
 
 
 def staging_folder(out_dir: Path) -> Path:
@@ -176,8 +214,10 @@ def publish_fit(folder: Path, out_dir: Path, result: FitResult | None = None) ->
 
 
 def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
-                   settings: TrainerConfig, out_dir: Path) -> tuple[Potential, FitResult]:
-    """Fit ``train``, score on ``test``, write .yaml/.yace/.asi/potential.json to ``out_dir``.
+                   settings: TrainerConfig, out_dir: Path,
+                   classes: list[str] = ()) -> tuple[Potential, FitResult]:
+    """Fit ``train``, score on ``test`` (``held_out_scores`` over ``classes``), write
+    .yaml/.yace/.asi/potential.json to ``out_dir``.
 
     The folder appears atomically (written beside it, then renamed), so a killed fit leaves
     nothing half-written; ``fit.json`` in it holds the FitResult.
@@ -186,7 +226,7 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     from sklearn.linear_model import Ridge
 
     start = time.perf_counter()
-    train, test, excluded, n_funcs = fit_inputs(train, test, elements, settings)
+    train, excluded, n_funcs = fit_inputs(train, elements, settings)
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     train_df, references = delta_dataframe(train, baseline)
     bconf = basis_config(elements, settings.cutoff, n_funcs)
@@ -194,27 +234,18 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     train_ds.construct_design_matrix(max_workers=settings.workers)
     fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
                        train_dataset=train_ds)
-    weights = sample_weights(train)
-    fit.fit(**({} if weights is None else {"sample_weight": weights}))
+    fit.fit(sample_weight=sample_weights(train, settings.loss_kappa))
     train_err = fit.compute_errors(train_ds)
-    test_err = None
-    if test:
-        test_ds = LinearACEDataset(bconf, delta_dataframe(test, baseline, references)[0])
-        test_ds.construct_design_matrix(max_workers=settings.workers)
-        test_err = fit.compute_errors(test_ds)
-
-    result = FitResult(
-        n_train=len(train), n_test=len(test), n_excluded=excluded, functions_per_element=n_funcs,
-        seconds=time.perf_counter() - start,
-        train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
-        test_energy_rmse=None if test_err is None else 1000 * test_err["epa_rmse"],
-        test_force_rmse=None if test_err is None else test_err["f_comp_rmse"],
-    )
     staging = staging_folder(out_dir)
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
                           zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
                           reference_energies=references, functions_per_element=n_funcs)
     write_potential_files(fit.get_bbasis(), potential, train)
+    result = FitResult(
+        n_train=len(train), n_test=len(test), n_excluded=excluded, functions_per_element=n_funcs,
+        loss_kappa=settings.loss_kappa, seconds=time.perf_counter() - start,
+        train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
+        **held_out_scores(potential, test, classes, settings.max_force))
     return publish_fit(staging, out_dir, result)
 
 

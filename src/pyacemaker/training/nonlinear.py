@@ -31,9 +31,11 @@ from pyacemaker.training.linear import (
     FitResult,
     delta_dataframe,
     fit_inputs,
+    held_out_scores,
     publish_fit,
     staging_folder,
     structure_weights,
+    within_force_limit,
     write_potential_files,
 )
 from pyacemaker.training.potential import Potential
@@ -141,14 +143,15 @@ def model_errors(potential: Potential, structures: list[Atoms]) -> tuple[float, 
 
 def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
                       settings: TrainerConfig, out_dir: Path, initial: Potential | None = None,
-                      on_iteration: Callable[[int], None] | None = None) -> tuple[Potential, FitResult]:
+                      on_iteration: Callable[[int], None] | None = None,
+                      classes: list[str] = ()) -> tuple[Potential, FitResult]:
     """Fit ``train`` with pacemaker, score on ``test``, write the potential to ``out_dir``
     (atomically, like the linear trainer). ``initial`` (a previous nonlinear potential)
     warm-starts the fit instead of starting from zero."""
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     start = time.perf_counter()
-    train, test, excluded, n_funcs = fit_inputs(train, test, elements, settings)
+    train, excluded, n_funcs = fit_inputs(train, elements, settings)
     if initial is not None:
         n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
@@ -157,11 +160,12 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     work.mkdir()
     train_df, references = weighted_frame(train, baseline)
     train_df.to_pickle(work / "train.pckl.gzip", compression="gzip")
-    if test:
-        weighted_frame(test, baseline, references)[0].to_pickle(work / "test.pckl.gzip",
-                                                                 compression="gzip")
+    fitted_test = within_force_limit(test, settings.max_force)
+    if fitted_test:
+        weighted_frame(fitted_test, baseline, references)[0].to_pickle(work / "test.pckl.gzip",
+                                                                        compression="gzip")
     (work / "input.yaml").write_text(yaml.safe_dump(
-        pacemaker_input(elements, settings, n_funcs, initial, bool(test)), sort_keys=False))
+        pacemaker_input(elements, settings, n_funcs, initial, bool(fitted_test)), sort_keys=False))
     log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s", n_funcs,
              len(train), settings.nonlinear_iterations, f", from {initial.yaml}" if initial else "")
     fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
@@ -172,9 +176,9 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
                           kind="nonlinear")
     write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
     train_e, train_f = model_errors(potential, train)
-    test_e, test_f = model_errors(potential, test) if test else (None, None)
     result = FitResult(n_train=len(train), n_test=len(test), n_excluded=excluded,
                        functions_per_element=n_funcs, seconds=time.perf_counter() - start,
-                       train_energy_rmse=train_e, train_force_rmse=train_f, test_energy_rmse=test_e,
-                       test_force_rmse=test_f, kind="nonlinear")
+                       train_energy_rmse=train_e, train_force_rmse=train_f, kind="nonlinear",
+                       loss_kappa=settings.loss_kappa,
+                       **held_out_scores(potential, test, classes, settings.max_force))
     return publish_fit(staging, out_dir, result)

@@ -41,12 +41,13 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
         show_progress: bool = True) -> tuple[Potential, FitResult]:
     """Fit ``train`` (scored on ``test``) into ``out_dir`` with ``settings.kind``; see the module
     docstring for auto. A nonlinear fit warm-starts from ``previous`` when that is nonlinear."""
+    classes = targets.classes if targets is not None else []
     if settings.kind == "nonlinear":
-        return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress)
+        return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes)
     if settings.kind == "linear":
-        return fit_linear_ace(train, test, elements, settings, out_dir)
+        return fit_linear_ace(train, test, elements, settings, out_dir, classes)
     linear_dir = out_dir.with_name(out_dir.name + ".linear")
-    linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir)
+    linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir, classes)
     refused = "targets met" if _meets(linear[1], targets) else nonlinear_refused(train)
     if refused:
         log.info("trainer: linear (%s)", refused)
@@ -55,7 +56,8 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
              "nonlinear", linear[1].test_energy_rmse or linear[1].train_energy_rmse,
              linear[1].test_force_rmse or linear[1].train_force_rmse)
     nonlinear_dir = out_dir.with_name(out_dir.name + ".nonlinear")
-    nonlinear = _nonlinear(train, test, elements, settings, nonlinear_dir, previous, show_progress)
+    nonlinear = _nonlinear(train, test, elements, settings, nonlinear_dir, previous, show_progress,
+                           classes)
     better = nonlinear if _error(nonlinear[1]) < _error(linear[1]) else linear
     log.info("trainer: keeping the %s fit (held-out %.2f vs %.2f meV/atom)", better[1].kind,
              _error(better[1]), _error((linear if better is nonlinear else nonlinear)[1]))
@@ -64,12 +66,12 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     return kept
 
 
-def _nonlinear(train, test, elements, settings, out_dir, previous, show_progress):
+def _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes):
     initial = previous if previous is not None and previous.kind == "nonlinear" else None
     with progress_bar(show_progress, transient=True) as progress:
         task = progress.add_task("fitting (pacemaker)", total=settings.nonlinear_iterations)
         return fit_nonlinear_ace(train, test, elements, settings, out_dir, initial,
-                                 lambda n: progress.update(task, completed=n))
+                                 lambda n: progress.update(task, completed=n), classes)
 
 
 def _meets(result: FitResult, targets: TargetsConfig | None) -> bool:

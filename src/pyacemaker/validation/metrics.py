@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -24,10 +25,18 @@ class Errors(BaseModel):
 
 
 class HeldOutMetrics(BaseModel):
-    """Errors on the held-out structures, and per-structure values for the plots."""
+    """Errors on the held-out structures, and per-structure values for the plots. Structures
+    whose reference forces exceed the fit's force limit are scored apart: the fit never saw
+    their like."""
 
-    overall: Errors
-    by_generator: dict[str, Errors]
+    overall: Errors = Field(description="every structure within the force limit")
+    by_generator: dict[str, Errors] = Field(description="per structure class, within the limit")
+    target_classes: list[str] = Field(default_factory=list, description="classes the targets "
+                                      "apply to")
+    targeted: Errors | None = Field(None, description="the target classes together; None when "
+                                    "no held-out structure is of those classes")
+    beyond_force_limit: Errors | None = Field(None, description="structures with a reference "
+                                              "force component above the fit's limit")
     generator: list[str] = Field(description="per structure")
     energy_reference: list[float] = Field(description="eV/atom, per structure")
     energy_predicted: list[float] = Field(description="eV/atom, per structure")
@@ -36,18 +45,25 @@ class HeldOutMetrics(BaseModel):
     force_predicted: list[float] = Field(description="eV/Angstrom, every component")
 
 
-def held_out_metrics(structures: list[Atoms], calc: Calculator) -> HeldOutMetrics | None:
+def held_out_metrics(structures: list[Atoms], calc: Calculator, target_classes: Sequence[str] = (),
+                     max_force: float | None = None) -> HeldOutMetrics | None:
     """Errors of ``calc`` on labelled ``structures`` (single-point results attached), or
-    ``None`` when there are none. ``calc`` must report per-atom ``gamma`` in its results."""
-    if not structures:
+    ``None`` when none is within ``max_force`` (eV/Angstrom, largest reference force component;
+    the others are scored apart). ``targeted`` covers ``target_classes``. ``calc`` may report
+    per-atom ``gamma`` in its results."""
+    beyond = [a for a in structures if max_force is not None and np.abs(a.get_forces()).max() > max_force]
+    rows = [_evaluate(atoms, calc) for atoms in structures if not any(atoms is b for b in beyond)]
+    if not rows:
         return None
-    rows = [_evaluate(atoms, calc) for atoms in structures]
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         groups[row["generator"]].append(row)
+    targeted = [r for r in rows if r["generator"] in target_classes]
     return HeldOutMetrics(
         overall=_errors(rows),
         by_generator={name: _errors(group) for name, group in sorted(groups.items())},
+        target_classes=list(target_classes), targeted=_errors(targeted) if targeted else None,
+        beyond_force_limit=_errors([_evaluate(a, calc) for a in beyond]) if beyond else None,
         generator=[r["generator"] for r in rows],
         energy_reference=[r["e_ref"] for r in rows],
         energy_predicted=[r["e_pred"] for r in rows],
