@@ -14,7 +14,7 @@ from ase.spacegroup import crystal
 from phonopy.structure.cells import PrimitiveMatrixAutoDefaultWarning
 
 from pyacemaker.errors import CalculationFailed
-from pyacemaker.validation.phonons import PhononResult, phonons, supercell_matrix
+from pyacemaker.validation.phonons import PhononResult, imaginary_rows, phonons, supercell_matrix
 from pyacemaker.validation.relax import relaxed
 
 
@@ -90,6 +90,22 @@ def test_bcc_copper_is_unstable_at_n() -> None:
     a = (2 * atoms.get_volume()) ** (1 / 3)
     reciprocal = np.linalg.inv(atoms.cell.array).T  # atoms is already the primitive cell
     assert np.linalg.norm(np.array(q) @ reciprocal) == pytest.approx(1 / (a * np.sqrt(2)), rel=1e-6)
+
+
+def test_acoustic_floor_never_hides_an_optical_instability_at_gamma() -> None:
+    """Near Gamma only the three modes nearest zero get the acoustic floor (0.5 THz), so a polar
+    optical mode unstable at Gamma (rutile TiO2 in PBE and CHGNet: about -3.4 THz) or only
+    slightly unstable (-0.3 THz) is still imaginary; acoustic noise of -0.3 THz is not."""
+    reciprocal = np.eye(3) / 3.0  # a 3 Angstrom cubic cell
+    gamma, far = [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]
+    qpoints = np.array([gamma, gamma, gamma, far])
+    frequencies = np.array([[-3.4, 0.0, 0.01, 0.02, 5.0, 6.0],   # unstable optical mode
+                            [-0.3, 0.0, 0.01, 0.02, 5.0, 6.0],   # slightly unstable optical mode
+                            [-0.3, -0.2, 0.01, 4.0, 5.0, 6.0],   # acoustic noise only
+                            [-0.3, 2.0, 3.0, 4.0, 5.0, 6.0]])    # away from Gamma: strict floor
+    bad = imaginary_rows(qpoints, frequencies, reciprocal, tolerance_thz=0.1, acoustic_tolerance_thz=0.5,
+                         gamma_radius=0.1)
+    assert bad.tolist() == [True, True, False, True]
 
 
 def test_supercell_widths_and_input_untouched() -> None:

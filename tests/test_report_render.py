@@ -60,7 +60,8 @@ def test_report_renders_with_its_plots_and_no_console_errors(report, tmp_path):
     decoded = re.search(r'data-decoded="(\d+)"', dom)
     assert decoded and int(decoded.group(1)) == 4  # parity, error vs gamma, EOS, phonons
     assert 'id="verdict"' in dom and "PASS" in dom
-    for section in ("checks", "accuracy", "eos", "elastic", "phonons"):
+    for section in ("checks", "accuracy", "eos", "elastic", "phonons",  # and potential vs oracle:
+                    "lattice", "elastic-comparison", "phonon-deviation"):
         assert f'id="{section}"' in dom
     shot = tmp_path / "report.png"
     _, console = open_page(report, tmp_path / "profile2", "--window-size=1100,3000",

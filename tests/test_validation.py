@@ -15,10 +15,12 @@ from ase.units import GPa
 from typer.testing import CliRunner
 
 from pyacemaker.cli import app
-from pyacemaker.config import TargetsConfig, ValidationConfig
+from pyacemaker.config import Config, OracleConfig, TargetsConfig, ValidationConfig
 from pyacemaker.training.potential import Potential
+from pyacemaker.validation import run
+from pyacemaker.validation.compare import phonon_check
 from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
-from pyacemaker.validation.validate import ValidationResult, validate
+from pyacemaker.validation.validate import Check, ValidationResult, validate
 
 
 def emt_bulk_modulus() -> float:
@@ -41,14 +43,17 @@ def cu_result(copper_fit, copper_data) -> ValidationResult:
                     held_out, oracle=EMT(), show_progress=False)
 
 
-def broken_copy(potential: Potential, folder, scale: float) -> Potential:
-    """The potential with every ACE coefficient multiplied by ``scale`` (a deliberately broken
-    fit: same files, wrong energies)."""
+def broken_copy(potential: Potential, folder, scale: float, rank: int | None = None) -> Potential:
+    """The potential with every ACE coefficient (of basis functions of body order ``rank`` + 1
+    when given) multiplied by ``scale``: a deliberately broken fit, same files, wrong energies.
+    A uniform scale keeps the equilibrium and scales B0, C_ij and the squared phonon
+    frequencies; scaling the pair terms (rank 1) alone moves the equilibrium."""
     shutil.copytree(potential.folder, folder)
     data = yaml.safe_load((folder / "potential.yaml").read_text())
     for block in data["species"]:
         for function in block["nbody"]:
-            function["c"] = [scale * c for c in function["c"]]
+            if rank is None or len(function["nr"]) == rank:
+                function["c"] = [scale * c for c in function["c"]]
     (folder / "potential.yaml").write_text(yaml.safe_dump(data))
     return Potential.load(folder)
 
@@ -107,6 +112,138 @@ def test_broken_potential_fails_against_the_oracle(copper_fit, copper_data, tmp_
     assert "GPa" in detail and "%" in detail
 
 
+COMPARISONS = ("lattice vs oracle", "bulk modulus vs oracle", "elastic constants vs oracle", "phonons")
+
+
+def by_name(result: ValidationResult) -> dict[str, Check]:
+    return {c.name: c for c in result.checks}
+
+
+def test_emt_copper_matches_emt_property_by_property(cu_result):
+    """Each at its own equilibrium, the EMT-trained potential reproduces EMT's lattice, B0, C_ij
+    and phonons far inside the tolerances."""
+    verdict = checks(cu_result)
+    assert all(verdict[name] is True for name in COMPARISONS)
+    comparison, reference = cu_result.comparison, cu_result.oracle_reference
+    assert reference.failures == {} and cu_result.oracle == "EMT"
+    assert reference.structure.cell_parameters[0] == pytest.approx(3.59 / np.sqrt(2), rel=0.01)
+    assert max(abs(x) for x in comparison.lattice.relative) < 0.002
+    assert reference.eos.bracketed and reference.eos.v0 == pytest.approx(
+        reference.structure.volume_per_atom, rel=1e-3)  # the oracle's E(V) is around its own minimum
+    assert abs(cu_result.eos.b0_gpa / reference.eos.b0_gpa - 1) < 0.02
+    assert comparison.elastic.worst in comparison.elastic.components
+    assert max(abs(d) for d in comparison.elastic.deviation) < 0.05
+    assert reference.elastic.bulk_voigt_gpa == pytest.approx(reference.eos.b0_gpa, rel=0.03)
+    assert comparison.phonons.mesh_rms_thz < 0.05 and comparison.phonons.path_max_thz < 0.1
+    assert comparison.phonons.oracle_worst_q is None  # EMT fcc Cu is stable
+    assert reference.phonons.displacement == cu_result.phonons.displacement == 0.03
+    assert reference.phonons.supercell_matrix == cu_result.phonons.supercell_matrix
+    assert reference.phonons.path == cu_result.phonons.path
+    assert "stable, as the oracle" in by_name(cu_result)["phonons"].detail
+
+
+def test_uniformly_scaled_potential_fails_b0_elastic_and_phonons(copper_fit, tmp_path):
+    """Coefficients x 0.8: same equilibrium (lattice passes), B0 and C_ij -20%, frequencies
+    -11%: each of those comparisons fails and says why."""
+    potential, _, _ = copper_fit
+    broken = broken_copy(potential, tmp_path / "broken", scale=0.8)
+    result = validate(broken, bulk("Cu", "fcc", a=3.6), ValidationConfig(), oracle=EMT(),
+                      show_progress=False)
+    found = by_name(result)
+    assert found["lattice vs oracle"].passed is True
+    assert found["bulk modulus vs oracle"].passed is False and "-20" in found["bulk modulus vs oracle"].value
+    elastic = found["elastic constants vs oracle"]
+    assert elastic.passed is False and result.comparison.elastic.worst in elastic.value
+    assert "C11" in elastic.detail and "C44" in elastic.detail and "beyond the tolerance" in elastic.detail
+    assert found["phonons"].passed is False and "RMS above the tolerance" in found["phonons"].detail
+    assert 0.5 < result.comparison.phonons.mesh_rms_thz < 1.0
+    assert "stable, as the oracle" in found["phonons"].detail  # the verdict itself agrees
+
+
+def test_pair_terms_scaled_fail_the_lattice_only(copper_fit, tmp_path):
+    """Pair (rank-1) coefficients x 1.1 move the minimum: a -1.3%, the lattice comparison fails
+    while B0, C_ij and phonons stay within their tolerances."""
+    potential, _, _ = copper_fit
+    broken = broken_copy(potential, tmp_path / "broken", scale=1.1, rank=1)
+    result = validate(broken, bulk("Cu", "fcc", a=3.6), ValidationConfig(), oracle=EMT(),
+                      show_progress=False)
+    found = by_name(result)
+    lattice = found["lattice vs oracle"]
+    assert lattice.passed is False and "volume" in lattice.value and "%" in lattice.value
+    assert result.comparison.lattice.relative[0] == pytest.approx(-0.013, abs=0.004)
+    assert all(found[name].passed for name in COMPARISONS[1:])
+
+
+def test_oracle_instability_is_the_verdict_to_reach(copper_fit):
+    """bcc Cu is unstable at N for EMT; the potential passes the phonon check by being unstable
+    there too, and fails it when it is stable where the oracle is not (or the reverse)."""
+    potential, _, _ = copper_fit
+    result = validate(potential, bulk("Cu", "bcc", a=2.87), ValidationConfig(), oracle=EMT(),
+                      show_progress=False)
+    oracle, mine, deviation = result.oracle_reference.phonons, result.phonons, result.comparison.phonons
+    assert not oracle.stable and not mine.stable
+    assert deviation.oracle_worst_thz < -1.0 and deviation.potential_imaginary_at_oracle_worst
+    found = by_name(result)["phonons"]
+    assert found.passed is True and "unstable like the oracle" in found.detail
+    stable = mine.model_copy(update={"stable": True, "imaginary": []})
+    real_there = deviation.model_copy(update={"potential_imaginary_at_oracle_worst": False,
+                                              "potential_at_oracle_worst_thz": 1.0})
+    missed = phonon_check(stable, oracle, real_there, 0.5)
+    assert missed.passed is False and "NOT unstable like the oracle" in missed.detail
+    invented = phonon_check(mine, oracle.model_copy(update={"stable": True, "imaginary": []}),
+                            deviation, 0.5)
+    assert invented.passed is False and "where the oracle is stable" in invented.detail
+
+
+def test_dft_oracle_gives_not_applicable_comparisons(copper_fit):
+    potential, _, _ = copper_fit
+    result = validate(potential, bulk("Cu", "fcc", a=3.6), ValidationConfig(), oracle_name="espresso",
+                      show_progress=False)
+    found = by_name(result)
+    for name in COMPARISONS[:3]:
+        assert found[name].passed is None
+        assert found[name].detail == ("the oracle (espresso) is not cheap enough to run the validation "
+                                      "cells; compare against DFT by hand")
+    assert found["phonons"].passed is True and "espresso" in found["phonons"].detail
+    assert result.passed and result.oracle_reference is None and result.comparison is None
+
+
+class CountingEMT(EMT):
+    """EMT that counts its calculations (the oracle stand-in of the cache test)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def calculate(self, *args, **kwargs) -> None:
+        self.calls += 1
+        super().calculate(*args, **kwargs)
+
+
+def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypatch):
+    built: list[CountingEMT] = []
+    monkeypatch.setattr(run, "cheap_oracle", lambda settings: built.append(CountingEMT()) or built[-1])
+    config = Config(composition="Cu", workdir=tmp_path, oracle=OracleConfig(engine="emt"),
+                    validation=ValidationConfig(phonon_min_width=5.0))
+    fcc = bulk("Cu", "fcc", a=3.6)
+    first = run.run_reference(fcc, config, tmp_path, show_progress=False)
+    assert len(built) == 1 and built[0].calls > 20
+    assert (tmp_path / "validation" / "oracle_reference.json").is_file()
+    again = run.run_reference(fcc.copy(), config, tmp_path, show_progress=False)
+    assert len(built) == 1 and again == first  # read back, the oracle not even built
+    more_workers = config.model_copy(update={"oracle": OracleConfig(engine="emt", workers=7)})
+    assert run.run_reference(fcc, more_workers, tmp_path, show_progress=False) == first
+    potential, _, _ = copper_fit
+    result = run.validate_in_run(potential, config, tmp_path, fcc, show_progress=False)
+    assert len(built) == 1 and result.oracle_reference == first and result.oracle == "emt"
+    assert checks(result)["lattice vs oracle"] is True
+    strained = bulk("Cu", "fcc", a=3.65)  # another structure: computed again
+    run.run_reference(strained, config, tmp_path, show_progress=False)
+    assert len(built) == 2 and built[1].calls > 20
+    assert run.run_reference(strained, config, tmp_path, show_progress=False) is not None
+    assert len(built) == 2
+
+
 def test_report_files_round_trip(cu_result, tmp_path):
     path = write_report(cu_result, tmp_path)
     assert path == tmp_path / REPORT_FILE
@@ -115,6 +252,9 @@ def test_report_files_round_trip(cu_result, tmp_path):
     assert "PASS" in html and "http" not in html.replace("http-equiv", "")
     stored = ValidationResult.model_validate_json((tmp_path / RESULT_FILE).read_text())
     assert stored.passed and stored.eos.b0_gpa == cu_result.eos.b0_gpa
+    assert stored.comparison == cu_result.comparison and stored.oracle_reference == cu_result.oracle_reference
+    for table in ('id="lattice"', 'id="elastic-comparison"', 'id="phonon-deviation"', "C44", "Oracle (EMT)"):
+        assert table in html
 
 
 def test_cli_validates_a_potential_with_a_structure_file(copper_fit, tmp_path):

@@ -115,8 +115,8 @@ def validate(
     structure: Annotated[Path | None, typer.Option(
         help="structure file to test (cif, POSCAR, extxyz); default: the run's first seed")] = None,
     oracle: Annotated[str | None, typer.Option(
-        help="cheap reference for the bulk modulus (emt, tblite, chgnet, ase:<module>:<Class>); default: "
-             "the run's oracle when cheap")] = None,
+        help="cheap reference to compare lattice, bulk modulus, elastic constants and phonons with "
+             "(emt, tblite, chgnet, ase:<module>:<Class>); default: the run's oracle when cheap")] = None,
     output: Annotated[Path, typer.Option(help="folder for validation_report.html and "
                                               "validation.json")] = Path("."),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
@@ -150,7 +150,8 @@ def validate(
                                    "structure to test with --structure FILE"))
         else:
             calc = run.cheap_oracle(reference) if reference else None
-            result = grade(model, test, ValidationConfig(), oracle=calc, show_progress=progress)
+            result = grade(model, test, ValidationConfig(), oracle=calc, show_progress=progress,
+                           oracle_name=oracle)
     except (PyacemakerError, ValueError) as err:
         raise _fail(err) from None
     path = report.write_report(result, output)

@@ -26,10 +26,11 @@ class Check:
 
 
 def python_packages() -> list[Check]:
-    """The Python engines: pyace, ASE, phonopy (validation), tblite."""
+    """The Python engines: pyace, ASE, phonopy (validation), tblite, CHGNet (with torch)."""
     out = [Check("python", True, f"{sys.version.split()[0]} ({sys.prefix})")]
     for dist, module, required in (("python-ace", "pyace", True), ("ase", "ase", True),
-                                   ("phonopy", "phonopy", True), ("tblite", "tblite.ase", False)):
+                                   ("phonopy", "phonopy", True), ("tblite", "tblite.ase", False),
+                                   ("chgnet", "chgnet.model", False)):
         try:
             __import__(module)
             out.append(Check(dist, True, metadata.version(dist), required))

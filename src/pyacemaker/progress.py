@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 
@@ -9,3 +11,13 @@ def progress_bar(show: bool = True, transient: bool = False) -> Progress:
     """A rich progress bar (description, bar, done/total, elapsed); ``show=False`` disables it."""
     return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), disable=not show, transient=transient)
+
+
+def task_callback(progress: Progress, name: str) -> Callable[[int, int], None]:
+    """A new bar ``name`` of ``progress`` and the callback ``(done, total)`` that drives it."""
+    task = progress.add_task(name, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return update

@@ -3,7 +3,9 @@ path."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import time
 import warnings
 from collections.abc import Callable
@@ -69,10 +71,11 @@ def chgnet_calculator(model: str, params: dict[str, Any]) -> Calculator:
         raise ConfigError("field 'oracle.engine': chgnet is not installed; `make quickstart` installs "
                           "it (or `pip install torch==2.13.0 chgnet==0.4.2`)") from err
     torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # chgnet's own harmless warning on every call (a tensor built from a tensor), and its prints
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+    with contextlib.redirect_stdout(io.StringIO()):
         loaded = CHGNet.load(model_name=model, use_device="cpu", verbose=False)
-    return CHGNetCalculator(loaded, use_device="cpu", **params)
+        return CHGNetCalculator(loaded, use_device="cpu", **params)
 
 
 def engine_version(settings: OracleConfig) -> str | None:

@@ -103,6 +103,11 @@ def _moduli(c: np.ndarray) -> dict[str, float | None]:
     return out
 
 
+def elastic_strains(largest: float) -> tuple[float, ...]:
+    """The four strains of :func:`elastic_tensor` for a largest strain ``largest``."""
+    return (-largest, -largest / 2, largest / 2, largest)
+
+
 def elastic_tensor(atoms: Atoms, calc: Calculator, strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
                    fmax: float = 1e-3, progress: Callable[[int, int], None] | None = None,
                    symprec: float = 1e-3) -> ElasticResult:

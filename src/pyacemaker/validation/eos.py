@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -31,15 +32,18 @@ class EosResult(BaseModel):
         return min(self.volumes) < self.v0 < max(self.volumes)
 
 
-def strained_cells(atoms: Atoms, calc: Calculator, max_strain: float,
-                   n_points: int = 7) -> list[Atoms]:
+def strained_cells(atoms: Atoms, calc: Calculator, max_strain: float, n_points: int = 7,
+                   progress: Callable[[int, int], None] | None = None) -> list[Atoms]:
     """``n_points`` copies of ``atoms`` with linear strains from ``-max_strain`` to
-    ``+max_strain``, ions relaxed with ``calc`` at fixed cell (the input is not modified)."""
+    ``+max_strain``, ions relaxed with ``calc`` at fixed cell (the input is not modified).
+    ``progress(done, total)`` is called after each cell."""
     cells = []
-    for strain in np.linspace(-max_strain, max_strain, n_points):
+    for i, strain in enumerate(np.linspace(-max_strain, max_strain, n_points)):
         scaled = atoms.copy()
         scaled.set_cell(atoms.cell.array * (1.0 + strain), scale_atoms=True)
         cells.append(relaxed(scaled, calc, cell=False, fmax=1e-3) if len(atoms) > 1 else scaled)
+        if progress is not None:
+            progress(i + 1, n_points)
     return cells
 
 

@@ -114,16 +114,30 @@ def _birch_murnaghan(v: np.ndarray, fit) -> np.ndarray:
 
 def _phonons(r: ValidationResult) -> plt.Figure:
     p = r.phonons
+    oracle = r.oracle_reference.phonons if r.oracle_reference is not None else None
     fig, (ax, ax_dos) = plt.subplots(1, 2, figsize=(9, 4), sharey=True,
                                      gridspec_kw={"width_ratios": [3, 1]})
-    for distances, frequencies in zip(p.distances, p.frequencies_thz, strict=True):
-        ax.plot(distances, frequencies, color="tab:blue", lw=1)
+    if oracle is not None:
+        same_path = [len(d) for d in oracle.distances] == [len(d) for d in p.distances]
+        for i, frequencies in enumerate(oracle.frequencies_thz):  # on the potential's axis when possible
+            distances = p.distances[i] if same_path else oracle.distances[i]
+            lines = ax.plot(distances, frequencies, color="gray", lw=1, ls="--")
+            if i == 0:
+                lines[0].set_label(f"oracle ({r.oracle})" if r.oracle else "oracle")
+        ax_dos.plot(oracle.dos, oracle.dos_frequencies_thz, color="gray", ls="--")
+    for i, (distances, frequencies) in enumerate(zip(p.distances, p.frequencies_thz, strict=True)):
+        lines = ax.plot(distances, frequencies, color="tab:blue", lw=1)
+        if i == 0:
+            lines[0].set_label("potential")
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xticks(p.label_positions, p.labels)
     for x in p.label_positions:
         ax.axvline(x, color="gray", lw=0.5)
     ax.set(xlim=(p.label_positions[0], p.label_positions[-1]), ylabel="frequency (THz)",
            title="phonon band structure")
+    if oracle is not None:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], labels[::-1], fontsize=8, loc="lower right")
     ax_dos.plot(p.dos, p.dos_frequencies_thz, color="tab:blue")
     ax_dos.set(xlabel="DOS", title="density of states")
     fig.tight_layout()

@@ -1,24 +1,43 @@
 """Validate a potential in the context of its run: the run's held-out labels, targets,
-history and (when cheap) its oracle. Used by the loop after every fit and by ``pyacemaker
-validate``."""
+history and (when cheap) its oracle, whose side of the comparison is computed once per test
+structure and cached in ``<workdir>/validation/oracle_reference.json``. Used by the loop after
+every fit and by ``pyacemaker validate``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import ase.io
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from pydantic import BaseModel, ValidationError
 
-from pyacemaker.config import Config, OracleConfig
+from pyacemaker.config import Config, OracleConfig, ValidationConfig
 from pyacemaker.dataset import Dataset
-from pyacemaker.state import WorkflowState
+from pyacemaker.progress import progress_bar, task_callback
+from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.structures import standardized
 from pyacemaker.structures.seeds import read_structure_file
 from pyacemaker.training.potential import Potential
+from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
 
 FILE_BASED_ORACLES = ("espresso", "vasp")  # too slow to label the validation cells as well
+REFERENCE_FILE = Path("validation") / "oracle_reference.json"
+REFERENCE_FORMAT = 1  # bump when OracleReference or its computation changes
+# the validation settings the oracle's side depends on (tolerances only grade it)
+REFERENCE_SETTINGS = {"eos_max_strain", "elastic_strain", "phonon_min_width", "phonon_displacement",
+                      "phonon_tolerance_thz"}
+
+
+class CachedReference(BaseModel):
+    """``oracle_reference.json``: the oracle's side and the key it was computed for."""
+
+    key: str
+    reference: OracleReference
 
 
 def cheap_oracle(settings: OracleConfig) -> Calculator | None:
@@ -49,15 +68,57 @@ def run_structure(config: Config, workdir: Path) -> Atoms:
     return primitive
 
 
+def reference_key(structure: Atoms, oracle: OracleConfig, settings: ValidationConfig) -> str:
+    """SHA-256 of the test structure, the oracle's settings (without ``workers``) and the
+    validation settings the oracle's results depend on."""
+    payload = {
+        "format": REFERENCE_FORMAT,
+        "structure": {"numbers": structure.numbers.tolist(), "pbc": structure.pbc.tolist(),
+                      "cell": np.round(structure.cell.array, 8).tolist(),
+                      "positions": np.round(structure.get_scaled_positions(wrap=False), 8).tolist()},
+        "oracle": oracle.model_dump(mode="json", exclude={"workers"}),
+        "validation": settings.model_dump(mode="json", include=REFERENCE_SETTINGS),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def run_reference(structure: Atoms, config: Config, workdir: Path,
+                  show_progress: bool = True) -> OracleReference | None:
+    """The oracle's side of the validation on ``structure``: read from
+    ``<workdir>/validation/oracle_reference.json`` when its key matches, else computed with the
+    run's oracle and stored there; None when the oracle is not cheap (DFT)."""
+    path = workdir / REFERENCE_FILE
+    key = reference_key(structure, config.oracle, config.validation)
+    if path.is_file():
+        try:
+            cached = CachedReference.model_validate_json(path.read_text())
+        except ValidationError:  # an older format: computed again below
+            cached = None
+        if cached is not None and cached.key == key:
+            return cached.reference
+    calc = cheap_oracle(config.oracle)
+    if calc is None:
+        return None
+    with progress_bar(show_progress, transient=True) as progress:
+        reference = oracle_reference(structure, calc, config.validation,
+                                     lambda name: task_callback(progress, name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, CachedReference(key=key, reference=reference).model_dump_json())
+    return reference
+
+
 def validate_in_run(potential: Potential, config: Config, workdir: Path,
                     structure: Atoms | None = None, show_progress: bool = True) -> ValidationResult:
     """Validate ``potential`` with the run in ``workdir``: its held-out structures, targets,
-    history and stop reason, and its oracle's bulk modulus when the oracle is cheap."""
+    history and stop reason, and, when the oracle is cheap, the oracle's own results (cached)."""
     state = WorkflowState.load(workdir)
     held_out = Dataset(workdir / "dataset.db", config.trainer.test_fraction).labelled("test")
-    result = validate(potential, structure if structure is not None else run_structure(config, workdir),
-                      config.validation, config.targets, held_out, cheap_oracle(config.oracle),
-                      config.exploration.gamma_collect, show_progress)
+    structure = structure if structure is not None else run_structure(config, workdir)
+    reference = run_reference(structure, config, workdir, show_progress)
+    result = validate(potential, structure, config.validation, config.targets, held_out,
+                      gamma_limit=config.exploration.gamma_collect, show_progress=show_progress,
+                      reference=reference, oracle_name=config.oracle.engine,
+                      max_force=config.trainer.max_force)
     return result.model_copy(update={
         "history": [r.model_dump(mode="json") for r in sorted(state.history, key=lambda r: r.iteration)],
         "stop_reason": state.stop_reason})

@@ -1,8 +1,10 @@
 """Grade one potential: held-out errors and physical tests on one structure, pass or fail.
 
-Every test that cannot be completed (a relaxation that blows up, an E(V) without minimum) is a
-failed check with its reason, never a crash: a broken potential must be reported, not hide
-behind a traceback.
+With a cheap oracle, the potential's relaxed lattice, bulk modulus, elastic constants and
+phonons are compared with the oracle's, each at its own equilibrium (``compare.py``; the
+oracle's side comes from ``reference.py``). Every test that cannot be completed (a relaxation
+that blows up, an E(V) without minimum) is a failed check with its reason, never a crash: a
+broken potential must be reported, not hide behind a traceback.
 """
 
 from __future__ import annotations
@@ -15,32 +17,32 @@ from typing import Any, TypeVar
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from phonopy import Phonopy
 from pydantic import BaseModel, Field
-from rich.progress import Progress
 
 from pyacemaker.config import TargetsConfig, ValidationConfig
-from pyacemaker.errors import CalculationFailed
-from pyacemaker.progress import progress_bar
+from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.training.potential import Potential
-from pyacemaker.validation.elastic import ElasticResult, elastic_tensor
+from pyacemaker.validation import compare
+from pyacemaker.validation.check import Check
+from pyacemaker.validation.compare import OracleComparison
+from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
 from pyacemaker.validation.eos import EosResult, energies_of, fit_birch_murnaghan, strained_cells
 from pyacemaker.validation.metrics import HeldOutMetrics, held_out_metrics
-from pyacemaker.validation.phonons import PhononResult, phonons
+from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
+from pyacemaker.validation.reference import (
+    COMPUTATION_ERRORS,
+    OracleReference,
+    RelaxedStructure,
+    Stages,
+    oracle_reference,
+)
 from pyacemaker.validation.relax import relaxed
 
 RELAXED_FMAX = 0.01  # eV/Angstrom: a relaxation that leaves more has not found a minimum
-ACOUSTIC_TOLERANCE_THZ = 0.5
 T = TypeVar("T")
 
-
-class Check(BaseModel):
-    """One pass/fail line of the report; ``passed`` is None when the check could not apply."""
-
-    name: str
-    passed: bool | None
-    value: str
-    threshold: str
-    detail: str = ""
+__all__ = ["Check", "StructureSummary", "ValidationResult", "validate"]
 
 
 class StructureSummary(BaseModel):
@@ -63,9 +65,14 @@ class ValidationResult(BaseModel):
     structure: StructureSummary | None = None
     metrics: HeldOutMetrics | None = None
     eos: EosResult | None = None
-    eos_oracle: EosResult | None = None
+    eos_oracle: EosResult | None = Field(None, description="the oracle's, around its own minimum")
     elastic: ElasticResult | None = None
     phonons: PhononResult | None = None
+    oracle: str | None = Field(None, description="the oracle's engine name, when known")
+    oracle_reference: OracleReference | None = Field(
+        None, description="the oracle's own relaxed structure, E(V), elastic tensor and phonons")
+    comparison: OracleComparison | None = Field(
+        None, description="potential against oracle: lattice, elastic constants, phonon deviation")
     history: list[dict[str, Any]] = Field(default_factory=list, description="the run's iterations")
     stop_reason: str | None = None
 
@@ -73,42 +80,127 @@ class ValidationResult(BaseModel):
 def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
              targets: TargetsConfig | None = None, held_out: list[Atoms] = (),
              oracle: Calculator | None = None, gamma_limit: float = 5.0,
-             show_progress: bool = True) -> ValidationResult:
-    """Grade ``potential`` on ``held_out`` labelled structures and on ``structure`` (equation
-    of state, elastic tensor and Born stability, phonons). ``oracle`` (a cheap reference
-    calculator) adds its own bulk modulus for comparison; ``gamma_limit`` is the largest
-    extrapolation grade the relaxed structure may have."""
+             show_progress: bool = True, reference: OracleReference | None = None,
+             max_force: float | None = None,
+             oracle_name: str | None = None) -> ValidationResult:
+    """Grade ``potential`` on ``held_out`` labelled structures and on ``structure`` (relaxed
+    lattice, equation of state, elastic tensor and Born stability, phonons).
+
+    ``reference`` is the oracle's side of the comparison (:func:`oracle_reference`); when it is
+    None and ``oracle`` (a cheap reference calculator) is given, it is computed here. Without
+    either, the comparisons are n/a, with ``oracle_name`` (e.g. "espresso") in the reason.
+    ``gamma_limit`` is the largest extrapolation grade the relaxed structure may have. The
+    held-out targets apply to ``targets.classes``; structures whose reference forces exceed
+    ``max_force`` (eV/Angstrom, the fit's limit) are scored apart.
+    """
     start = time.perf_counter()
     calc = potential.calculator(with_gamma=True)
     checks: list[Check] = []
-    out: dict[str, Any] = {}
+    oracle_name = oracle_name or (type(oracle).__name__ if oracle is not None else None)
+    out: dict[str, Any] = {"oracle": oracle_name}
     with progress_bar(show_progress, transient=True) as progress:
-        out["metrics"] = held_out_metrics(list(held_out), calc)
+        stages: Stages = lambda name: task_callback(progress, name)  # noqa: E731
+        if reference is None and oracle is not None:
+            reference = oracle_reference(structure, oracle, settings, stages)
+        out["oracle_reference"] = reference
+        out["eos_oracle"] = None if reference is None else reference.eos
+        out["metrics"] = held_out_metrics(list(held_out), calc, targets.classes if targets else (),
+                                          max_force)
         checks += _accuracy_checks(out["metrics"], targets)
         ground = _attempt(checks, "relaxation", lambda: relaxed(structure, calc, cell=True))
         if ground is not None:
             out["structure"] = _summary(structure, ground, calc)
             checks += _structure_checks(ground, out["structure"], gamma_limit)
-            eos = _attempt(checks, "equation of state", lambda: _eos(ground, calc, oracle, settings))
-            if eos is not None:
-                out["eos"], out["eos_oracle"] = eos
-                checks += _eos_checks(*eos, settings.bulk_modulus_tolerance)
-            out["elastic"] = _attempt(checks, "Born stability", lambda: elastic_tensor(
-                ground, calc, strains=_strains(settings.elastic_strain),
-                progress=_task(progress, "elastic constants")))
-            if out["elastic"] is not None:
-                checks.append(_born_check(out["elastic"]))
-            out["phonons"] = _attempt(checks, "phonons", lambda: phonons(
-                ground, calc, min_width=settings.phonon_min_width,
-                tolerance_thz=settings.phonon_tolerance_thz,
-                acoustic_tolerance_thz=ACOUSTIC_TOLERANCE_THZ,
-                progress=_task(progress, "phonons")))
-            if out["phonons"] is not None:
-                checks.append(_phonon_check(out["phonons"]))
+            out |= _physical_tests(ground, calc, settings, reference, oracle_name, stages, checks)
     return ValidationResult(
         potential=str(potential.folder), created=datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"), seconds=time.perf_counter() - start,
         passed=all(c.passed is not False for c in checks), checks=checks, **out)
+
+
+def _physical_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig,
+                    reference: OracleReference | None, oracle_name: str | None, stages: Stages,
+                    checks: list[Check]) -> dict[str, Any]:
+    """Lattice, E(V), elastic tensor and phonons of the potential at its relaxed ``ground``, each
+    compared with ``reference`` when there is one; appends the checks to ``checks``."""
+    comparison = OracleComparison()
+    gap = _oracle_gap(reference, "relaxation", oracle_name)
+    if gap:
+        checks.append(compare.not_applicable("lattice vs oracle",
+                                             compare.lattice_threshold(settings.lattice_tolerance), gap))
+    else:
+        comparison.lattice = compare.compare_lattice(RelaxedStructure.of(ground), reference.structure)
+        checks.append(compare.lattice_check(comparison.lattice, settings.lattice_tolerance,
+                                            reference.structure.max_force))
+
+    eos = _attempt(checks, "equation of state", lambda: _eos(ground, calc, settings,
+                                                             stages("equation of state")))
+    if eos is not None:
+        checks.append(_eos_check(eos))
+        threshold = compare.bulk_modulus_threshold(settings.bulk_modulus_tolerance)
+        gap = _oracle_gap(reference, "equation of state", oracle_name)
+        checks.append(compare.not_applicable("bulk modulus vs oracle", threshold, gap) if gap else
+                      compare.bulk_modulus_check(eos, reference.eos, settings.bulk_modulus_tolerance))
+
+    elastic = _attempt(checks, "Born stability", lambda: elastic_tensor(
+        ground, calc, strains=elastic_strains(settings.elastic_strain), progress=stages("elastic constants")))
+    if elastic is not None:
+        checks.append(_born_check(elastic))
+        gap = _oracle_gap(reference, "elastic constants", oracle_name)
+        if gap:
+            checks.append(compare.not_applicable("elastic constants vs oracle",
+                                                 compare.elastic_threshold(settings.elastic_tolerance), gap))
+        else:
+            comparison.elastic = compare.compare_elastic(elastic, reference.elastic)
+            checks.append(compare.elastic_check(comparison.elastic, settings.elastic_tolerance))
+
+    gap = _oracle_gap(reference, "phonons", oracle_name)
+    result, comparison.phonons = _phonon_tests(ground, calc, settings, None if gap else reference.phonons,
+                                               gap, stages, checks)
+    return {"eos": eos, "elastic": elastic, "phonons": result,
+            "comparison": comparison if reference is not None else None}
+
+
+def _phonon_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig, oracle: PhononResult | None,
+                  gap: str, stages: Stages, checks: list[Check]
+                  ) -> tuple[PhononResult | None, compare.PhononDeviation | None]:
+    """The potential's phonons (on the oracle's supercell and path when there is an oracle) and
+    their deviation from the oracle's; appends the "phonons" check to ``checks``."""
+    matrix = oracle.supercell_matrix if oracle else supercell_matrix(ground, settings.phonon_min_width)
+    phonon = _attempt(checks, "phonons", lambda: force_constants(
+        ground, calc, matrix, settings.phonon_displacement, stages("phonons")))
+    if phonon is None:
+        return None, None
+    result = _attempt(checks, "phonons", lambda: _phonon_result(phonon, settings, oracle))
+    if result is None:
+        return None, None
+    if oracle is None:
+        checks.append(compare.own_phonon_check(result, gap))
+        return result, None
+    deviation = _attempt(checks, "phonons", lambda: compare.compare_phonons(phonon, result, oracle))
+    if deviation is not None:
+        checks.append(compare.phonon_check(result, oracle, deviation, settings.phonon_rms_tolerance_thz))
+    return result, deviation
+
+
+def _phonon_result(phonon: Phonopy, settings: ValidationConfig, oracle: PhononResult | None) -> PhononResult:
+    """The potential's phonons on the oracle's band path when there is one."""
+    path = (oracle.path, oracle.path_names) if oracle is not None and oracle.path else None
+    return phonon_result(phonon, tolerance_thz=settings.phonon_tolerance_thz, path=path,
+                         displacement=settings.phonon_displacement)
+
+
+def _oracle_gap(reference: OracleReference | None, stage: str, oracle_name: str | None) -> str:
+    """Why the oracle's ``stage`` is not there to compare with, or "" when it is."""
+    if reference is None:
+        if oracle_name is None:
+            return "no oracle to compare with; give a cheap one (emt, tblite, chgnet, ase:...)"
+        return (f"the oracle ({oracle_name}) is not cheap enough to run the validation cells; "
+                "compare against DFT by hand")
+    for needed in ("relaxation", stage):
+        if needed in reference.failures:
+            return f"the oracle's {needed} could not be completed: {reference.failures[needed]}"
+    return ""
 
 
 def _attempt(checks: list[Check], name: str, action: Callable[[], T]) -> T | None:
@@ -116,8 +208,7 @@ def _attempt(checks: list[Check], name: str, action: Callable[[], T]) -> T | Non
     try:
         with np.errstate(all="ignore"):
             return action()
-    except (CalculationFailed, ValueError, ArithmeticError, np.linalg.LinAlgError,
-            RuntimeError) as err:
+    except COMPUTATION_ERRORS as err:
         checks.append(Check(name=name, passed=False, value="could not be completed",
                             threshold="-", detail=f"{type(err).__name__}: {err}"))
         return None
@@ -128,8 +219,11 @@ def _accuracy_checks(metrics: HeldOutMetrics | None, targets: TargetsConfig | No
         return [Check(name="held-out accuracy", passed=None, value="no held-out data",
                       threshold="-", detail="validate a potential inside its run's workdir "
                       "to compare with the run's held-out structures")]
-    e, f = metrics.overall.energy_rmse, metrics.overall.force_rmse
-    n = f"{metrics.overall.n_structures} held-out structures"
+    errors = metrics.targeted or metrics.overall
+    n = (f"{errors.n_structures} held-out structures of the target classes "
+         f"({', '.join(metrics.target_classes)}); every class is in the table below"
+         if metrics.targeted else f"{errors.n_structures} held-out structures")
+    e, f = errors.energy_rmse, errors.force_rmse
     return [
         Check(name="held-out energy RMSE", passed=targets.energy_met(e), value=f"{e:.2f} meV/atom",
               threshold=f"≤ {targets.energy_rmse_mev_per_atom:g} meV/atom", detail=n),
@@ -162,36 +256,17 @@ def _structure_checks(ground: Atoms, summary: StructureSummary, gamma_limit: flo
     ]
 
 
-def _eos(ground: Atoms, calc: Calculator, oracle: Calculator | None,
-         settings: ValidationConfig) -> tuple[EosResult, EosResult | None]:
-    cells = strained_cells(ground, calc, settings.eos_max_strain)
-    model = fit_birch_murnaghan(cells, energies_of(cells, calc))
-    reference = None if oracle is None else fit_birch_murnaghan(cells, energies_of(cells, oracle))
-    return model, reference
+def _eos(ground: Atoms, calc: Calculator, settings: ValidationConfig,
+         progress: Callable[[int, int], None]) -> EosResult:
+    cells = strained_cells(ground, calc, settings.eos_max_strain, progress=progress)
+    return fit_birch_murnaghan(cells, energies_of(cells, calc))
 
 
-def _eos_checks(model: EosResult, oracle: EosResult | None, tolerance: float) -> list[Check]:
-    checks = [Check(name="equation of state", passed=model.bracketed and model.b0_gpa > 0,
-                    value=f"B0 {model.b0_gpa:.1f} GPa, V0 {model.v0:.3f} Å³/atom",
-                    threshold="minimum inside the sampled volumes, B0 > 0",
-                    detail=f"Birch-Murnaghan fit, B0' {model.b0_prime:.2f}")]
-    if oracle is None:
-        checks.append(Check(name="bulk modulus vs oracle", passed=None, value="not computed",
-                            threshold=f"±{100 * tolerance:g}%",
-                            detail="the oracle is not cheap enough to run here"))
-    elif not oracle.bracketed:
-        checks.append(Check(name="bulk modulus vs oracle", passed=None,
-                            value=f"oracle V0 {oracle.v0:.3f} Å³/atom outside the sampled volumes",
-                            threshold=f"±{100 * tolerance:g}%",
-                            detail="the oracle has no minimum near the potential's; nothing to "
-                                   "compare"))
-    else:
-        error = model.b0_gpa / oracle.b0_gpa - 1.0
-        checks.append(Check(name="bulk modulus vs oracle", passed=abs(error) <= tolerance,
-                            value=f"{100 * error:+.1f}% ({model.b0_gpa:.1f} vs {oracle.b0_gpa:.1f} GPa)",
-                            threshold=f"±{100 * tolerance:g}%",
-                            detail="same cells, ions relaxed with the potential"))
-    return checks
+def _eos_check(model: EosResult) -> Check:
+    return Check(name="equation of state", passed=model.bracketed and model.b0_gpa > 0,
+                 value=f"B0 {model.b0_gpa:.1f} GPa, V0 {model.v0:.3f} Å³/atom",
+                 threshold="minimum inside the sampled volumes, B0 > 0",
+                 detail=f"Birch-Murnaghan fit, B0' {model.b0_prime:.2f}")
 
 
 def _born_check(elastic: ElasticResult) -> Check:
@@ -203,25 +278,3 @@ def _born_check(elastic: ElasticResult) -> Check:
                      f"violated: {', '.join(failed)}" if failed else
                      "closed-form conditions satisfied" if elastic.conditions else
                      "no closed-form conditions for this lattice"))
-
-
-def _phonon_check(result: PhononResult) -> Check:
-    detail = "no imaginary modes" if result.stable else "imaginary at q = " + ", ".join(
-        "(" + " ".join(f"{x:.2f}" for x in q) + f") {f:.2f} THz" for q, f in result.imaginary[:3])
-    return Check(name="phonons", passed=result.stable,
-                 value=f"lowest {result.min_frequency_thz:.2f} THz",
-                 threshold=f"≥ −{result.tolerance_thz:g} THz", detail=detail)
-
-
-def _strains(largest: float) -> tuple[float, ...]:
-    return (-largest, -largest / 2, largest / 2, largest)
-
-
-def _task(progress: Progress, name: str) -> Callable[[int, int], None]:
-    """A callback ``(done, total)`` that drives one bar of ``progress``."""
-    task = progress.add_task(name, total=None)
-
-    def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
-
-    return update
