@@ -185,7 +185,8 @@ def resume_and_compare(config: Path, run: Path, reference: Path, before: set[str
     process = start_run(config, log)
     assert process.wait(timeout=600) == 0, log.with_suffix(".out").read_text()[-3000:]
     got, expected = rows(run), rows(reference)
-    assert [r[:5] for r in got] == [r[:5] for r in expected]  # same structures, same order
+    assert [r[:5] for r in got] == [r[:5] for r in expected]  # same structures, same splits
+    assert len({r[4] for r in got if r[2] == "test"}) >= 2  # the split is stratified by class
     assert [r[5] for r in got] == pytest.approx([r[5] for r in expected], rel=1e-12)
     recomputed = set(logged(log)) & before
     assert not recomputed, f"{len(recomputed)} stored labels were computed again"

@@ -127,6 +127,10 @@ def test_auto_stays_linear_when_it_meets_the_targets_or_nonlinear_cannot_run(dat
     assert "384 training atoms" in trainer.nonlinear_refused(train)  # too little data
     monkeypatch.setattr(trainer, "NONLINEAR_MIN_ATOMS", 100)
     assert trainer.nonlinear_refused(train) is None
+    strict = TargetsConfig(energy_rmse_mev_per_atom=1e-6, force_rmse_ev_per_angstrom=1e-6)
+    _, early = trainer.fit(train, test, ELEMENTS, settings(kind="auto"), tmp_path / "b", strict,
+                           show_progress=False, final=False)  # not the run's last iteration
+    assert early.kind == "linear" and not (tmp_path / "b.nonlinear").exists()
     monkeypatch.setattr(trainer, "tensorflow_available", lambda: False)
     assert "TensorFlow" in trainer.nonlinear_refused(train)
 

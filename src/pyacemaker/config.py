@@ -252,7 +252,7 @@ class TrainerConfig(_Model):
     )
     nonlinear_iterations: int = Field(300, ge=1, description="BFGS iterations of a nonlinear fit")
     loss_kappa: float = Field(
-        0.3, gt=0, lt=1, description="share of the loss given to forces, in both trainers "
+        0.05, gt=0, lt=1, description="share of the loss given to forces, in both trainers "
         "(pacemaker's kappa); per-atom energies get the rest, so a structure's energy weight does "
         "not grow with its size"
     )

@@ -193,7 +193,8 @@ class Workflow:
                      len(test))
             previous = self.potential_of(i - 1) if i > 0 else None
             _, fit = fit_potential(train, test, self.config.elements, self.config.trainer, folder,
-                                   self.config.targets, previous, self.show_progress)
+                                   self.config.targets, previous, self.show_progress,
+                                   final=self.budget_spent(i))
         else:
             fit = fitted[1]
         record = self.state.record(i)
@@ -224,7 +225,7 @@ class Workflow:
         if i >= self.config.budget.max_iterations:
             self.finish(i, f"iteration budget reached ({i} iterations); targets "
                            f"{'met' if self.targets_met(i) else 'not met'}")
-        elif self.dataset.count() >= self.config.budget.max_labels:
+        elif self.budget_spent(i):
             self.finish(i, f"label budget reached ({self.config.budget.max_labels} structures); "
                            f"targets {'met' if self.targets_met(i) else 'not met'}")
         else:
@@ -270,6 +271,11 @@ class Workflow:
         self.state.iteration = iteration
         self.state.save(self.workdir)
         self.add_stop_reason_to_report()
+
+    def budget_spent(self, i: int) -> bool:
+        """Iteration ``i`` is the run's last: its iteration or label budget is used up."""
+        return (i >= self.config.budget.max_iterations
+                or self.dataset.count() >= self.config.budget.max_labels)
 
     def stop_reason_without_selection(self, room: int) -> str:
         if room <= 0:

@@ -25,7 +25,7 @@ from ase import Atoms
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import ExplorationConfig, SeedsConfig
 from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
-from pyacemaker.errors import ParseError
+from pyacemaker.errors import CalculationFailed, ParseError
 from pyacemaker.progress import progress_bar
 from pyacemaker.structures import bare
 from pyacemaker.structures.embedding import embed
@@ -43,6 +43,7 @@ from pyacemaker.structures.strategies import (
 )
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import max_gamma
+from pyacemaker.validation.relax import relaxed
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, m
 # first: prototypes scaled from covalent radii can miss the lattice constant by ~10%; later
 # iterations start from the fitted potential's own minimum (``equilibrate``)
 EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
+RELAX_FMAX, RELAX_STEPS = 0.02, 150  # eV/Angstrom, BFGS steps: then the start's own relaxation
 SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
 EMBEDDING_BUFFER = 2.0  # Angstrom beyond the cutoff kept around an embedded atom
 
@@ -278,9 +280,12 @@ def embedded(candidate: Candidate, gammas: np.ndarray, cutoff: float) -> Candida
 
 
 def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:
-    """Copy of ``atoms`` isotropically scaled to the potential's lowest energy among the
-    ``EQUILIBRATION_SCALES`` (linear factors) where it does not extrapolate (gamma at most
-    ``gamma_limit``); unscaled if it extrapolates everywhere."""
+    """Copy of ``atoms`` at the potential's minimum: isotropically scaled to the lowest energy
+    among the ``EQUILIBRATION_SCALES`` (linear factors) where it does not extrapolate (gamma at
+    most ``gamma_limit``), then relaxed in cell and ions (``RELAX_STEPS`` at most), so that
+    rattles, strains and MD sample the neighbourhood of the real minimum, shape and internal
+    coordinates included. The relaxation is kept only when it stays within ``gamma_limit``;
+    the start stays unscaled if the potential extrapolates at every scale."""
     calc = potential.calculator(with_gamma=True)
     best, best_energy = 1.0, np.inf
     for scale in EQUILIBRATION_SCALES:
@@ -289,7 +294,15 @@ def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms
         energy = trial.get_potential_energy()
         if np.max(calc.results["gamma"]) <= gamma_limit and energy < best_energy:
             best, best_energy = float(scale), energy
-    return _scaled(atoms, best)
+    scaled = _scaled(atoms, best)
+    if not np.isfinite(best_energy):
+        return scaled
+    try:
+        ground = relaxed(scaled, calc, cell=True, fmax=RELAX_FMAX, max_steps=RELAX_STEPS)
+    except CalculationFailed:
+        return scaled
+    ground.get_potential_energy()
+    return bare(ground) if np.max(calc.results["gamma"]) <= gamma_limit else scaled
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:

@@ -1,10 +1,11 @@
 """Which ACE fit a run gets (linear or nonlinear), and one call that does it.
 
-``trainer.kind: auto`` follows ``benchmarks/trainers.py``: linear ACE fits in seconds and is
+``trainer.kind: auto`` follows ``benchmarks/accuracy.py``: linear ACE fits in seconds and is
 enough for simple systems, while a nonlinear pacemaker fit is more accurate but takes minutes to
-hours. So auto fits linear first and fits nonlinear only when the linear fit misses the targets,
-TensorFlow is installed and the data can carry the larger model; the one with the lower
-held-out error is kept.
+hours. So auto fits linear in every iteration of active learning, and in the run's last
+iteration (its budget's) also nonlinear when the linear fit misses the targets, TensorFlow is
+installed and the data can carry the larger model; the one with the lower held-out error is
+kept.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def nonlinear_refused(train: list[Atoms]) -> str | None:
 
 def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: TrainerConfig,
         out_dir: Path, targets: TargetsConfig | None = None, previous: Potential | None = None,
-        show_progress: bool = True) -> tuple[Potential, FitResult]:
+        show_progress: bool = True, final: bool = True) -> tuple[Potential, FitResult]:
     """Fit ``train`` (scored on ``test``) into ``out_dir`` with ``settings.kind``; see the module
-    docstring for auto. A nonlinear fit warm-starts from ``previous`` when that is nonlinear."""
+    docstring for auto, which considers a nonlinear fit only when ``final`` (the run's last
+    fit). A nonlinear fit warm-starts from ``previous`` when that is nonlinear."""
     classes = targets.classes if targets is not None else []
     if settings.kind == "nonlinear":
         return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes)
@@ -48,7 +50,8 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
         return fit_linear_ace(train, test, elements, settings, out_dir, classes)
     linear_dir = out_dir.with_name(out_dir.name + ".linear")
     linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir, classes)
-    refused = "targets met" if _meets(linear[1], targets) else nonlinear_refused(train)
+    refused = ("targets met" if _meets(linear[1], targets) else
+               "not the run's last fit" if not final else nonlinear_refused(train))
     if refused:
         log.info("trainer: linear (%s)", refused)
         return publish_fit(linear_dir, out_dir)

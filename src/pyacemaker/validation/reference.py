@@ -37,6 +37,9 @@ class RelaxedStructure(BaseModel):
     volume_per_atom: float = Field(description="Angstrom^3/atom")
     energy_per_atom: float = Field(description="eV/atom")
     max_force: float = Field(description="largest residual atomic force, eV/Angstrom")
+    cell: list[list[float]] = Field(description="cell vectors, Angstrom, shape (3, 3)")
+    scaled_positions: list[list[float]] = Field(description="fractional positions, (n_atoms, 3)")
+    numbers: list[int] = Field(description="atomic numbers, (n_atoms,)")
 
     @classmethod
     def of(cls, atoms: Atoms) -> RelaxedStructure:
@@ -44,7 +47,14 @@ class RelaxedStructure(BaseModel):
         return cls(cell_parameters=atoms.cell.cellpar().tolist(),
                    volume_per_atom=atoms.get_volume() / len(atoms),
                    energy_per_atom=float(atoms.get_potential_energy()) / len(atoms),
-                   max_force=float(np.linalg.norm(atoms.get_forces(), axis=1).max(initial=0.0)))
+                   max_force=float(np.linalg.norm(atoms.get_forces(), axis=1).max(initial=0.0)),
+                   cell=atoms.cell.array.tolist(), scaled_positions=atoms.get_scaled_positions().tolist(),
+                   numbers=atoms.numbers.tolist())
+
+    def atoms(self) -> Atoms:
+        """The relaxed structure itself (no calculator)."""
+        return Atoms(numbers=self.numbers, cell=self.cell, scaled_positions=self.scaled_positions,
+                     pbc=True)
 
 
 class OracleReference(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
@@ -32,6 +34,15 @@ def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e
     out.calc = calc
     start, volume = atoms.get_scaled_positions(wrap=False), atoms.get_volume()
     optimizer = BFGS(FrechetCellFilter(out) if cell else out, logfile=None)
+    with warnings.catch_warnings():  # scipy's logm accuracy notes on large cell deformations
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _run(optimizer, out, start, volume, fmax, max_steps)
+    return out
+
+
+def _run(optimizer: BFGS, out: Atoms, start: np.ndarray, volume: float, fmax: float,
+         max_steps: int) -> None:
+    """Step ``optimizer`` until converged, raising CalculationFailed on a runaway."""
     for _ in optimizer.irun(fmax=fmax, steps=max_steps):
         change = out.get_volume() / volume - 1.0
         moved = float(np.linalg.norm((out.get_scaled_positions(wrap=False) - start)
@@ -40,4 +51,3 @@ def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e
             raise CalculationFailed(
                 f"relaxation ran away after {optimizer.nsteps} steps (volume {100 * change:+.0f}%, "
                 f"an atom moved {moved:.1f} Å): the potential has no minimum near this structure")
-    return out

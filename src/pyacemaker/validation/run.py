@@ -27,7 +27,7 @@ from pyacemaker.validation.validate import ValidationResult, validate
 
 FILE_BASED_ORACLES = ("espresso", "vasp")  # too slow to label the validation cells as well
 REFERENCE_FILE = Path("validation") / "oracle_reference.json"
-REFERENCE_FORMAT = 1  # bump when OracleReference or its computation changes
+REFERENCE_FORMAT = 2  # bump when OracleReference or its computation changes
 # the validation settings the oracle's side depends on (tolerances only grade it)
 REFERENCE_SETTINGS = {"eos_max_strain", "elastic_strain", "phonon_min_width", "phonon_displacement",
                       "phonon_tolerance_thz"}
