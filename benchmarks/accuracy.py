@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +70,14 @@ def copper_dataset(seed: int = 7):
     made += [(p["generator"], a) for a, p in (vacancy(cell, rng, 0.05) for _ in range(15))]
     made += [(p["generator"], a) for a, p in (r for r in (slab(cell, rng, 64, 0.05) for _ in range(15)) if r)]
     made += [("md", a) for t, s in ((600, 1), (1200, 2)) for a in copper_md(t, 25, s)]
-    rows, tests, train, test = {}, {}, [], []
+    rows, tests, train, test = Counter(), Counter(), [], []
     for kind, atoms in made:
         labelled = emt_labelled(atoms)
         labelled.info["generator"] = kind
-        split = split_of(structure_hash(atoms), TEST_FRACTION, rows.get(kind, 0), tests.get(kind, 0))
-        rows[kind] = rows.get(kind, 0) + 1
-        tests[kind] = tests.get(kind, 0) + (split == "test")
+        split = split_of(structure_hash(atoms), TEST_FRACTION, (rows[kind], rows.total()),
+                         (tests[kind], tests.total()))
+        rows[kind] += 1
+        tests[kind] += split == "test"
         (test if split == "test" else train).append(labelled)
     return train, test
 

@@ -1,4 +1,4 @@
-"""Wall time and per-iteration held-out RMSE of the quickstart (TiO2, tblite) and of the same
+"""Wall time and per-iteration held-out RMSE of the quickstart (TiO2, CHGNet) and of the same
 loop on EMT copper. Runs in fresh temporary workdirs; prints one table per run and a summary.
 
     .venv/bin/python benchmarks/quickstart.py [--only tio2|cu]

@@ -115,3 +115,13 @@ def test_split_is_stratified_by_class_and_deterministic(tmp_path):
     after = dict(_splits(data))
     assert all(after[h] == s for h, s in before.items())
     assert data.class_counts()[1]["vacancy"] == 2
+
+
+def test_a_small_dataset_of_small_classes_still_has_a_test_set(tmp_path):
+    """16 rows in three classes of 5-6: no class reaches ten rows, yet the whole dataset is held
+    out (one or two rows, between floor and ceil), as before stratification."""
+    data = Dataset(tmp_path / "d.db", test_fraction=0.1)
+    data.add_pending([(rattled(i), {"generator": ("seed", "rattle", "strain")[i % 3]})
+                      for i in range(16)])
+    rows, tests = data.class_counts()
+    assert rows.total() == 16 and 1 <= tests.total() <= 2

@@ -280,7 +280,7 @@ class ValidationConfig(_Model):
     )
     bulk_modulus_tolerance: float = Field(
         0.10, gt=0, description="largest relative difference from the oracle's bulk modulus, "
-        "checked when the oracle is cheap (emt, tblite, ase:...)"
+        "checked when the oracle is cheap (emt, tblite, chgnet, ase:...)"
     )
     elastic_strain: float = Field(0.01, gt=0, lt=0.1, description="largest strain of the "
                                   "finite-strain elastic constants")

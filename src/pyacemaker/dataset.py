@@ -36,17 +36,21 @@ def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
     return digest.hexdigest()
 
 
-def split_of(hash_: str, test_fraction: float, n_rows: int, n_test: int) -> str:
-    """Split of a new row, given ``n_rows`` existing rows of its class of which ``n_test`` are
-    held out.
+def split_of(hash_: str, test_fraction: float, rows: tuple[int, int], tests: tuple[int, int]) -> str:
+    """Split of a new row, given the existing ``rows`` of its class and of the whole dataset and
+    how many of those are held out (``tests``, in the same order).
 
-    The hash decides (a pseudo-random ``test_fraction`` share), but the held-out count is
-    kept between floor and ceil of ``test_fraction`` times the row count, so every class with
-    ``1 / test_fraction`` rows has test rows. Once written, a row's split never changes.
+    The hash decides (a pseudo-random ``test_fraction`` share), but each class keeps between
+    floor and ceil of ``test_fraction`` times its row count held out, so every class with
+    ``1 / test_fraction`` rows is tested; while the whole dataset is below its floor, a class
+    below its ceil takes the row, so that small datasets have a test set too. Once written, a
+    row's split never changes.
     """
-    want = test_fraction * (n_rows + 1)
+    (class_rows, all_rows), (class_tests, all_tests) = rows, tests
+    want, want_all = test_fraction * (class_rows + 1), test_fraction * (all_rows + 1)
     by_hash = int(hash_[:8], 16) / 16**8 < test_fraction
-    if n_test < math.floor(want) or (by_hash and n_test < math.ceil(want)):
+    below_ceil = class_tests < math.ceil(want)
+    if class_tests < math.floor(want) or (below_ceil and (by_hash or all_tests < math.floor(want_all))):
         return "test"
     return "train"
 
@@ -83,7 +87,7 @@ class Dataset:
                 weights = provenance.pop("force_weights", None)
                 kind = str(provenance.get("generator", ""))
                 split = "train" if weights is not None else split_of(
-                    h, self.test_fraction, rows[kind], tests[kind])
+                    h, self.test_fraction, (rows[kind], rows.total()), (tests[kind], tests.total()))
                 data = {} if weights is None else {"force_weights": np.asarray(weights, float)}
                 if weights is not None:
                     provenance["energy_weight"] = 0.0

@@ -41,7 +41,7 @@ class CachedReference(BaseModel):
 
 
 def cheap_oracle(settings: OracleConfig) -> Calculator | None:
-    """A calculator of the run's oracle when it is cheap (emt, tblite, ase:...), else None."""
+    """A calculator of the run's oracle when it is cheap (emt, tblite, chgnet, ase:...), else None."""
     if settings.engine in FILE_BASED_ORACLES:
         return None
     from pyacemaker.oracle.calculators import calculator_factory
