@@ -25,7 +25,7 @@ from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.potential import Potential
-from pyacemaker.validation.metrics import Errors, held_out_metrics
+from pyacemaker.validation.metrics import Errors, held_out_metrics, within_force_limit
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,6 @@ def sample_weights(structures: list[Atoms], kappa: float) -> np.ndarray:
     energy, forces = loss_weights(structures, kappa)
     weights = np.concatenate([energy, np.repeat(np.concatenate(forces), 3)])
     return weights * len(weights) / weights.sum()
-
-
-def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
-    """The structures whose largest force component is at most ``max_force`` (eV/Angstrom)."""
-    return [a for a in structures if np.abs(a.get_forces()).max() <= max_force]
 
 
 def fit_inputs(train: list[Atoms], elements: list[str],

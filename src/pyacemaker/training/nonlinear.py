@@ -35,11 +35,10 @@ from pyacemaker.training.linear import (
     publish_fit,
     staging_folder,
     structure_weights,
-    within_force_limit,
     write_potential_files,
 )
 from pyacemaker.training.potential import Potential
-from pyacemaker.validation.metrics import held_out_metrics
+from pyacemaker.validation.metrics import held_out_metrics, within_force_limit
 
 log = logging.getLogger(__name__)
 

@@ -83,3 +83,11 @@ def energies_of(cells: list[Atoms], calc: Calculator) -> list[float]:
         atoms.calc = calc
         out.append(float(atoms.get_potential_energy()))
     return out
+
+
+def equation_of_state(ground: Atoms, calc: Calculator, max_strain: float,
+                      progress: Callable[[int, int], None] | None = None) -> EosResult:
+    """Birch-Murnaghan fit of ``calc`` on ``strained_cells`` around the relaxed ``ground``
+    (linear strains up to ``max_strain``, ions relaxed)."""
+    cells = strained_cells(ground, calc, max_strain, progress=progress)
+    return fit_birch_murnaghan(cells, energies_of(cells, calc))

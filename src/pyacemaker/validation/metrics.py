@@ -51,8 +51,10 @@ def held_out_metrics(structures: list[Atoms], calc: Calculator, target_classes: 
     ``None`` when none is within ``max_force`` (eV/Angstrom, largest reference force component;
     the others are scored apart). ``targeted`` covers ``target_classes``. ``calc`` may report
     per-atom ``gamma`` in its results."""
-    beyond = [a for a in structures if max_force is not None and np.abs(a.get_forces()).max() > max_force]
-    rows = [_evaluate(atoms, calc) for atoms in structures if not any(atoms is b for b in beyond)]
+    limit = np.inf if max_force is None else max_force
+    within = within_force_limit(structures, limit)
+    beyond = [a for a in structures if np.abs(a.get_forces()).max() > limit]
+    rows = [_evaluate(atoms, calc) for atoms in within]
     if not rows:
         return None
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -71,6 +73,12 @@ def held_out_metrics(structures: list[Atoms], calc: Calculator, target_classes: 
         force_reference=np.concatenate([r["f_ref"] for r in rows]).tolist(),
         force_predicted=np.concatenate([r["f_pred"] for r in rows]).tolist(),
     )
+
+
+def within_force_limit(structures: list[Atoms], max_force: float) -> list[Atoms]:
+    """The structures whose largest reference force component is at most ``max_force``
+    (eV/Angstrom): what a fit is given, and what its held-out scores cover."""
+    return [a for a in structures if np.abs(a.get_forces()).max() <= max_force]
 
 
 def _evaluate(atoms: Atoms, calc: Calculator) -> dict:

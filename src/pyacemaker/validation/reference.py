@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.config import ValidationConfig
 from pyacemaker.errors import CalculationFailed
 from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
-from pyacemaker.validation.eos import EosResult, energies_of, fit_birch_murnaghan, strained_cells
+from pyacemaker.validation.eos import EosResult, equation_of_state
 from pyacemaker.validation.phonons import PhononResult, phonons
 from pyacemaker.validation.relax import relaxed
 
@@ -95,7 +95,8 @@ def oracle_reference(structure: Atoms, oracle: Calculator, settings: ValidationC
     ground = attempt("relaxation", lambda progress: _relaxed(structure, oracle, progress))
     if ground is not None:
         out["structure"] = RelaxedStructure.of(ground)
-        out["eos"] = attempt("equation of state", lambda progress: _eos(ground, oracle, settings, progress))
+        out["eos"] = attempt("equation of state", lambda progress: equation_of_state(
+            ground, oracle, settings.eos_max_strain, progress))
         out["elastic"] = attempt("elastic constants", lambda progress: elastic_tensor(
             ground, oracle, strains=elastic_strains(settings.elastic_strain), progress=progress))
         out["phonons"] = attempt("phonons", lambda progress: phonons(
@@ -110,7 +111,3 @@ def _relaxed(structure: Atoms, calc: Calculator, progress: Callable[[int, int], 
     return ground
 
 
-def _eos(ground: Atoms, calc: Calculator, settings: ValidationConfig,
-         progress: Callable[[int, int], None]) -> EosResult:
-    cells = strained_cells(ground, calc, settings.eos_max_strain, progress=progress)
-    return fit_birch_murnaghan(cells, energies_of(cells, calc))

@@ -27,7 +27,7 @@ from pyacemaker.validation import compare
 from pyacemaker.validation.check import Check
 from pyacemaker.validation.compare import OracleComparison
 from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
-from pyacemaker.validation.eos import EosResult, energies_of, fit_birch_murnaghan, strained_cells
+from pyacemaker.validation.eos import EosResult, equation_of_state
 from pyacemaker.validation.metrics import HeldOutMetrics, held_out_metrics
 from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
 from pyacemaker.validation.reference import (
@@ -137,8 +137,8 @@ def _physical_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig,
         checks.append(compare.lattice_check(comparison.lattice, settings.lattice_tolerance,
                                             reference.structure.max_force))
 
-    eos = _attempt(checks, "equation of state", lambda: _eos(ground, calc, settings,
-                                                             stages("equation of state")))
+    eos = _attempt(checks, "equation of state", lambda: equation_of_state(
+        ground, calc, settings.eos_max_strain, stages("equation of state")))
     if eos is not None:
         checks.append(_eos_check(eos))
         threshold = compare.bulk_modulus_threshold(settings.bulk_modulus_tolerance)
@@ -260,10 +260,6 @@ def _structure_checks(ground: Atoms, summary: StructureSummary, gamma_limit: flo
     ]
 
 
-def _eos(ground: Atoms, calc: Calculator, settings: ValidationConfig,
-         progress: Callable[[int, int], None]) -> EosResult:
-    cells = strained_cells(ground, calc, settings.eos_max_strain, progress=progress)
-    return fit_birch_murnaghan(cells, energies_of(cells, calc))
 
 
 def _eos_check(model: EosResult) -> Check:
