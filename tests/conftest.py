@@ -11,10 +11,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 
 def emt_labelled(atoms: Atoms) -> Atoms:
-    """``atoms`` carrying its EMT energy and forces as a single-point result."""
+    """``atoms`` carrying its EMT energy, forces and stress as a single-point result."""
     atoms.calc = EMT()
-    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+    energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
     return atoms
 
 

@@ -276,10 +276,10 @@ def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_
 def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path):
     from pyacemaker.structures.explore import md_candidates
 
-    md = engine.run(alloy(7), potential, request(1500.0, steps=400, collect=1.02, halt=5.0),
+    md = engine.run(alloy(7), potential, request(1500.0, steps=400, collect=1.02, halt=10.0),
                     tmp_path / "hot")
     gammas = sorted(float(a.arrays["gamma"].max()) for _, a in md.extrapolative_frames())
-    assert len(gammas) >= 3
+    assert len(gammas) >= 3, gammas
     kept = md_candidates(md, "alloy", keep=2)
     assert sorted(c.gamma for c in kept) == pytest.approx(gammas[-2:])  # halt frame among them
     assert [c.provenance["md_step"] for c in kept] == sorted(c.provenance["md_step"] for c in kept)

@@ -149,3 +149,45 @@ def test_zero_weights_keep_corrupted_labels_out_of_the_fit(copper_data, tmp_path
     assert unweighted.test_energy_rmse > 3 * clean.test_energy_rmse
     assert weighted.test_energy_rmse == pytest.approx(clean.test_energy_rmse, rel=0.1)
     assert weighted.test_force_rmse == pytest.approx(clean.test_force_rmse, rel=0.1)
+
+
+def test_virial_rows_give_the_fitted_potentials_stress(copper_data, tmp_path):
+    """The virial rows (finite strain derivatives of pyace's energy rows) times the fitted
+    coefficients equal the stress pyace's own calculator gives the ACE part, per atom."""
+    from pyace import ACEBBasisSet
+
+    from pyacemaker.structures import bare
+    from pyacemaker.training.baseline import ZBLCalculator
+    from pyacemaker.training.linear import virial_rows
+
+    train, test = copper_data  # EMT labels with stresses
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                             functions_per_element=24)
+    potential, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "p")
+    assert result.n_stressed == len(train)
+    basis = ACEBBasisSet(str(potential.yaml))
+    rows = virial_rows(basis, test[:3])
+    baseline = ZBLCalculator(["Cu"], inner, outer)
+    for k, atoms in enumerate(test[:3]):
+        full, zbl = bare(atoms), bare(atoms)
+        full.calc, zbl.calc = potential.calculator(), baseline
+        expected = (full.get_stress() - zbl.get_stress()) * atoms.get_volume() / len(atoms)
+        assert np.abs(expected).max() > 1e-3  # strained cells: a stress worth comparing
+        np.testing.assert_allclose(rows[6 * k:6 * k + 6] @ np.asarray(basis.basis_coeffs), expected,
+                                   atol=1e-6)
+
+
+def test_stresses_carry_weight(copper_data, tmp_path):
+    """Held-out stresses: a fit that gives stresses a share of the loss follows them several
+    times better than one that learns them only through energies and forces."""
+    train, test = copper_data  # EMT labels with stresses
+    inner, outer = default_zbl_range(["Cu"])
+    errors = {}
+    for share in (0.0, 0.3):
+        settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                                 functions_per_element=24, loss_stress=share)
+        _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / f"s{share}")
+        errors[share] = result.test_by_class["unknown"].stress_rmse
+        assert result.n_stressed == (len(train) if share else 0)
+    assert errors[0.3] < errors[0.0] / 3

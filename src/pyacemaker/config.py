@@ -256,6 +256,11 @@ class TrainerConfig(_Model):
         "(pacemaker's kappa); per-atom energies get the rest, so a structure's energy weight does "
         "not grow with its size"
     )
+    loss_stress: float = Field(
+        0.1, ge=0, lt=1, description="share of the linear fit's loss given to stresses (as "
+        "per-atom virials, where the labels have them); energies and forces share the rest by "
+        "loss_kappa. pacemaker's loss has no stress term: the nonlinear fit ignores it"
+    )
     timeout_s: float = Field(7200.0, gt=0, description="seconds before a nonlinear fit is stopped")
     zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
     zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")

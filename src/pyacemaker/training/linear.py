@@ -1,8 +1,10 @@
 """Linear ACE fit (pyace) on reference minus ZBL baseline, then the linear active set.
 
-Targets: per-atom energy ``(E_ref - E_zbl - sum_i mu_{Z_i}) / N`` and forces
-``F_ref - F_zbl``; the per-element reference energies ``mu`` come from a least-squares fit of
-energies to composition, so the ACE part learns only the interaction energy.
+Targets: per-atom energy ``(E_ref - E_zbl - sum_i mu_{Z_i}) / N``, forces ``F_ref - F_zbl``
+and per-atom virials ``(sigma_ref - sigma_zbl) V / N``; the per-element reference energies
+``mu`` come from a least-squares fit of energies to composition, so the ACE part learns only
+the interaction energy. pyace's design matrix has energy and force rows only: the virial rows
+are the strain derivatives of the energy rows, by central differences.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pyacemaker.validation.metrics import Errors, held_out_metrics, within_force
 log = logging.getLogger(__name__)
 
 MIN_FUNCTIONS = 8
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's stress order
+STRAIN_STEP = 1e-4  # of the virial rows' central differences (exact to ~1e-6 eV/atom here)
 ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
 ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
 # environments, and an active set built from too few distinct ones makes gamma explode
@@ -48,6 +52,8 @@ class FitResult(BaseModel):
     train_energy_rmse: float = Field(description="meV/atom")
     train_force_rmse: float = Field(description="eV/Angstrom")
     loss_kappa: float | None = Field(None, description="share of the loss given to forces")
+    loss_stress: float | None = Field(None, description="share of the loss given to stresses")
+    n_stressed: int = Field(0, description="training structures whose stresses were fitted")
     test_energy_rmse: float | None = Field(None, description="meV/atom, over the target classes "
                                            "(all held-out classes when none is given)")
     test_force_rmse: float | None = Field(None, description="eV/Angstrom, as test_energy_rmse")
@@ -138,26 +144,97 @@ def structure_weights(structures: list[Atoms]) -> tuple[np.ndarray, list[np.ndar
     return energy, forces
 
 
-def loss_weights(structures: list[Atoms], kappa: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Balanced loss weights with pacemaker's meaning of ``kappa`` (the share of forces): the
-    per-atom energies (one per structure, shape ``(n,)``) carry ``1 - kappa`` of the total weight
-    and the atoms' forces (one ``(n_atoms,)`` array per structure) carry ``kappa``, each share
-    spread over its rows in proportion to ``structure_weights``. A share with no weighted rows
-    stays 0."""
+def stressed(structures: list[Atoms]) -> list[int]:
+    """Indices of the structures whose stress is fitted: periodic, labelled with one, energy weight > 0
+    (an embedded cell's stress belongs to its corrupted boundary, like its energy)."""
+    return [k for k, a in enumerate(structures)
+            if a.calc is not None and a.calc.results.get("stress") is not None
+            and a.pbc.all() and a.info.get("energy_weight", 1.0) > 0]
+
+
+def loss_weights(structures: list[Atoms], kappa: float, stress_share: float = 0.0,
+                 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Balanced loss weights: per-atom virials (six rows per ``stressed`` structure; one weight
+    per such structure, shape ``(n_stressed,)``) carry ``stress_share`` of the total weight; the rest goes
+    ``1 - kappa`` to per-atom energies (one per structure, shape ``(n,)``) and ``kappa`` to the
+    atoms' forces (one ``(n_atoms,)`` array per structure), pacemaker's meaning of ``kappa``. Each
+    share is spread over its rows in proportion to ``structure_weights``; a share with no
+    weighted rows stays 0 (without stresses, energies and forces share the whole). With
+    ``stress_share`` 0 there are no virial rows at all."""
     energy, forces = structure_weights(structures)
+    virial = energy[stressed(structures)] if stress_share > 0 else np.zeros(0)
+    stress_share = stress_share if virial.sum() > 0 else 0.0
     force_total = sum(f.sum() for f in forces)
-    energy = (1.0 - kappa) * energy / energy.sum() if energy.sum() > 0 else energy * 0.0
-    forces = [kappa * f / force_total if force_total > 0 else f * 0.0 for f in forces]
-    return energy, forces
+    rest = 1.0 - stress_share
+    virial = stress_share * virial / virial.sum() if virial.sum() > 0 else virial * 0.0
+    energy = rest * (1.0 - kappa) * energy / energy.sum() if energy.sum() > 0 else energy * 0.0
+    forces = [rest * kappa * f / force_total if force_total > 0 else f * 0.0 for f in forces]
+    return energy, forces, virial
 
 
-def sample_weights(structures: list[Atoms], kappa: float) -> np.ndarray:
-    """Ridge sample weights in pyace's design-matrix row order (one per-atom-energy row per
-    structure, then three force rows per atom) from ``loss_weights``, scaled to a mean of 1 so
-    that ``ridge_alpha`` keeps its meaning whatever the dataset's size."""
-    energy, forces = loss_weights(structures, kappa)
-    weights = np.concatenate([energy, np.repeat(np.concatenate(forces), 3)])
+def sample_weights(structures: list[Atoms], kappa: float, stress_share: float = 0.0) -> np.ndarray:
+    """Ridge sample weights in the design matrix's row order (pyace's one per-atom-energy row per
+    structure and three force rows per atom, then ``virial_rows``' six per stressed structure)
+    from ``loss_weights``, scaled to a mean of 1 so that ``ridge_alpha`` keeps its meaning
+    whatever the dataset's size."""
+    energy, forces, virial = loss_weights(structures, kappa, stress_share)
+    weights = np.concatenate([energy, np.repeat(np.concatenate(forces), 3), np.repeat(virial, 6)])
     return weights * len(weights) / weights.sum()
+
+
+def _energy_row(calc, basis, atoms: Atoms, columns: int, shifts: list[int]) -> np.ndarray:
+    """Sum over atoms of the B-projections, in the design matrix's columns: the energy row."""
+    from pyace.atomicenvironment import aseatoms_to_atomicenvironment
+
+    env = aseatoms_to_atomicenvironment(atoms, cutoff=basis.cutoffmax,
+                                        elements_mapper_dict=basis.elements_to_index_map)
+    calc.compute(env, compute_projections=True)
+    row = np.zeros(columns)
+    real = env.species_type[:env.n_atoms_real]  # then the periodic images
+    for species, projection in zip(real, calc.projections, strict=True):
+        row[shifts[species]:shifts[species] + len(projection)] += projection
+    return row
+
+
+def strained(atoms: Atoms, pair: tuple[int, int], step: float) -> Atoms:
+    """A bare copy of ``atoms`` under the symmetric strain whose Voigt component ``pair`` is
+    ``step`` (engineering shear: half on each off-diagonal element), atoms moving with the cell."""
+    strain = np.zeros((3, 3))
+    strain[pair] = strain[pair[::-1]] = step if pair[0] == pair[1] else step / 2
+    out = bare(atoms)
+    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return out
+
+
+def virial_rows(basis, structures: list[Atoms]) -> np.ndarray:
+    """Design rows of the per-atom virial ``dE/d(strain) / N`` (= stress * V / N, ASE's sign and
+    Voigt order), six per structure, shape ``(6 n, n_functions)``: central differences of the
+    energy rows, which are linear in the coefficients like the energy."""
+    from pyace import ACEBEvaluator, ACECalculator
+    from pyace.linearacefit import compute_nfunc_func_ind_shift
+
+    evaluator = ACEBEvaluator(basis)  # the calculator keeps a bare pointer to it
+    calc = ACECalculator(evaluator)
+    columns, shifts = compute_nfunc_func_ind_shift(basis)
+    rows = np.zeros((6 * len(structures), columns))
+    for k, atoms in enumerate(structures):
+        for j, pair in enumerate(VOIGT):
+            plus, minus = (_energy_row(calc, basis, strained(atoms, pair, sign * STRAIN_STEP), columns,
+                                       shifts) for sign in (1, -1))
+            rows[6 * k + j] = (plus - minus) / (2 * STRAIN_STEP * len(atoms))
+    return rows
+
+
+def virial_targets(structures: list[Atoms], baseline: ZBLCalculator) -> np.ndarray:
+    """Per-atom virials of the reference minus the baseline, eV/atom, shape ``(6 n,)`` (the
+    per-element reference energies are constants and strain nothing)."""
+    out = []
+    for atoms in structures:
+        copy = bare(atoms)
+        copy.calc = baseline
+        out.append((atoms.get_stress(voigt=True) - copy.get_stress(voigt=True)) * atoms.get_volume()
+                   / len(atoms))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def fit_inputs(train: list[Atoms], elements: list[str],
@@ -227,9 +304,13 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     bconf = basis_config(elements, settings.cutoff, n_funcs)
     train_ds = LinearACEDataset(bconf, train_df)
     train_ds.construct_design_matrix(max_workers=settings.workers)
+    with_stress = [train[k] for k in stressed(train)] if settings.loss_stress > 0 else []
+    design = np.vstack([train_ds.get_design_matrix(), virial_rows(train_ds.basis, with_stress)])
+    target = np.concatenate([train_ds.get_target_vector(), virial_targets(with_stress, baseline)])
     fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
                        train_dataset=train_ds)
-    fit.fit(sample_weight=sample_weights(train, settings.loss_kappa))
+    fit.model.fit(design, target, sample_weight=sample_weights(train, settings.loss_kappa,
+                                                               settings.loss_stress))
     train_err = fit.compute_errors(train_ds)
     staging = staging_folder(out_dir)
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
@@ -238,7 +319,8 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     write_potential_files(fit.get_bbasis(), potential, train)
     result = FitResult(
         n_train=len(train), n_test=len(test), n_excluded=excluded, functions_per_element=n_funcs,
-        loss_kappa=settings.loss_kappa, seconds=time.perf_counter() - start,
+        loss_kappa=settings.loss_kappa, loss_stress=settings.loss_stress, n_stressed=len(with_stress),
+        seconds=time.perf_counter() - start,
         train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
         **held_out_scores(potential, test, classes, settings.max_force))
     return publish_fit(staging, out_dir, result)
