@@ -6,11 +6,14 @@
 - TiO2 from a run's dataset (default ``runs/tio2``, the quickstart: run ``make quickstart``
   first), with that run's own held-out split.
 
-Prints one table: per fit the held-out errors over the target (bulk) classes, then per class
-the train and held-out energy and force RMSE, and the fit time.
+Prints one table: per fit the held-out errors over the target (bulk) classes (energy, forces,
+stresses), then per class the train and held-out energy and force RMSE, and the fit time. With
+``--validate``, every TiO2 fit is also validated against the run's oracle (its cached
+reference: lattice, B0, elastic constants, phonons), in a second table.
 
     .venv/bin/python benchmarks/accuracy.py [--only cu|tio2] [--workdir runs/tio2]
-        [--kappas 0.05 0.3 0.9 0.999] [--functions 100 300] [--nonlinear] [--iterations 300]
+        [--kappas 0.05 0.3 0.9 0.999] [--stress-shares 0 0.1 0.3] [--functions 100 300]
+        [--nonlinear] [--iterations 300] [--validate]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pyacemaker.structures.strategies import rattle, slab, strain, vacancy  # no
 from pyacemaker.training.linear import fit_linear_ace  # noqa: E402
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available  # noqa: E402
 from pyacemaker.validation.metrics import held_out_metrics  # noqa: E402
+from pyacemaker.validation.run import validate_in_run  # noqa: E402
 
 TEST_FRACTION = 0.1
 
@@ -84,22 +88,40 @@ def copper_dataset(seed: int = 7):
 
 def datasets(only: str | None, workdir: Path):
     if only in (None, "cu"):
-        yield "EMT Cu", ["Cu"], *copper_dataset()
+        yield "EMT Cu", ["Cu"], None, *copper_dataset()
     if only in (None, "tio2"):
         if not (workdir / "dataset.db").is_file():
             print(f"skipping TiO2: {workdir / 'dataset.db'} not found (run `make quickstart` first)")
             return
         config = read_resolved_config(workdir)
         data = Dataset(workdir / "dataset.db", config.trainer.test_fraction)
-        yield f"TiO2 ({workdir.name})", config.elements, data.labelled("train"), data.labelled("test")
+        yield f"TiO2 ({workdir.name})", config.elements, config, data.labelled("train"), data.labelled("test")
 
 
-def fits(args) -> list[tuple[str, int, float]]:
-    """(trainer, functions per element, kappa) of every fit to run."""
-    out = [("linear", n, k) for n in args.functions for k in args.kappas]
+def fits(args) -> list[tuple[str, int, float, float]]:
+    """(trainer, functions per element, kappa, stress share) of every fit to run; pacemaker's
+    loss has no stress term."""
+    out = [("linear", n, k, s) for n in args.functions for k in args.kappas for s in args.stress_shares]
     if args.nonlinear and tensorflow_available():
-        out += [("nonlinear", min(args.functions), k) for k in args.nonlinear_kappas]
+        out += [("nonlinear", min(args.functions), k, 0.0) for k in args.nonlinear_kappas]
     return out
+
+
+ORACLE_CHECKS = ("lattice vs oracle", "bulk modulus vs oracle", "elastic constants vs oracle", "phonons")
+
+
+def oracle_checks(potential, config, workdir: Path) -> list[str]:
+    """The potential's checks against the run's (cached) oracle reference, as table cells."""
+    result = validate_in_run(potential, config, workdir, show_progress=False)
+    checks = {c.name: c for c in result.checks}
+    return [_verdict(checks.get(name)) for name in ORACLE_CHECKS]
+
+
+def _verdict(check) -> str:
+    if check is None:
+        return "-"
+    mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "n/a"}[check.passed]
+    return f"{mark} {check.value.split(' (')[0]}"  # the numbers compared are in the report
 
 
 def main() -> None:
@@ -107,46 +129,61 @@ def main() -> None:
     parser.add_argument("--only", choices=["cu", "tio2"])
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "tio2")
     parser.add_argument("--kappas", type=float, nargs="+", default=[0.05, 0.3, 0.9, 0.999])
+    parser.add_argument("--stress-shares", type=float, nargs="+", default=[0.0, 0.1, 0.3],
+                        help="trainer.loss_stress values (linear fits)")
     parser.add_argument("--functions", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--nonlinear", action="store_true", help="add nonlinear (pacemaker) fits")
     parser.add_argument("--nonlinear-kappas", type=float, nargs="+", default=[0.3, 0.9])
     parser.add_argument("--iterations", type=int, default=300, help="BFGS iterations (nonlinear)")
+    parser.add_argument("--validate", action="store_true",
+                        help="validate each TiO2 fit against the run's oracle (about a minute each)")
     args = parser.parse_args()
     console = Console(width=200)
     table = Table(title="ACE accuracy per structure class (train | held-out RMSE)")
-    for name in ("data", "trainer", "funcs", "κ", "fit s", "class", "n train/test",
-                 "train E meV/at", "train F eV/Å", "test E meV/at", "test F eV/Å"):
+    for name in ("data", "trainer", "funcs", "κ", "σ share", "fit s", "class", "n train/test",
+                 "train E meV/at", "train F eV/Å", "test E meV/at", "test F eV/Å", "test σ GPa"):
         table.add_column(name, justify="right", no_wrap=True)
-    for name, elements, train, test in datasets(args.only, args.workdir):
+    checks = Table(title="The TiO2 fits against the run's oracle")
+    for name in ("trainer", "funcs", "κ", "σ share", *ORACLE_CHECKS):
+        checks.add_column(name)
+    for name, elements, config, train, test in datasets(args.only, args.workdir):
         inner, outer = default_zbl_range(elements)
-        for kind, functions, kappa in fits(args):
+        for kind, functions, kappa, share in fits(args):
             settings = TrainerConfig(cutoff=default_cutoff(elements), zbl_inner=inner, zbl_outer=outer,
                                      functions_per_element=functions, loss_kappa=kappa,
-                                     nonlinear_iterations=args.iterations)
+                                     loss_stress=share, nonlinear_iterations=args.iterations)
             fit = fit_nonlinear_ace if kind == "nonlinear" else fit_linear_ace
             with tempfile.TemporaryDirectory() as tmp:
                 potential, result = fit(train, test, elements, settings, Path(tmp) / "p",
                                         classes=list(BULK_CLASSES))
                 calc = potential.calculator(with_gamma=False)
                 on_train = held_out_metrics(train, calc, BULK_CLASSES, settings.max_force)
+                bulk_test = held_out_metrics(test, calc, BULK_CLASSES, settings.max_force).targeted
+                if args.validate and config is not None:
+                    checks.add_row(kind, str(functions), f"{kappa:g}", f"{share:g}",
+                                   *oracle_checks(potential, config, args.workdir))
             on_test = result.test_by_class
-            head = [name, kind, str(functions), f"{kappa:g}", f"{result.seconds:.0f}"]
+            head = [name, kind, str(functions), f"{kappa:g}", f"{share:g}", f"{result.seconds:.0f}"]
             bulk_train = on_train.targeted
             table.add_row(*head, "[bold]bulk[/]", f"{bulk_train.n_structures}/-",
                           f"{bulk_train.energy_rmse:.2f}", f"{bulk_train.force_rmse:.3f}",
-                          _fmt(result.test_energy_rmse, "{:.2f}"), _fmt(result.test_force_rmse, "{:.3f}"))
+                          _fmt(result.test_energy_rmse, "{:.2f}"), _fmt(result.test_force_rmse, "{:.3f}"),
+                          _fmt(bulk_test and bulk_test.stress_rmse, "{:.3f}"))
             for cls, errors in on_train.by_generator.items():
                 held = on_test.get(cls)
-                table.add_row("", "", "", "", "", cls,
+                table.add_row("", "", "", "", "", "", cls,
                               f"{errors.n_structures}/{held.n_structures if held else 0}",
                               f"{errors.energy_rmse:.2f}", f"{errors.force_rmse:.3f}",
                               _fmt(held and held.energy_rmse, "{:.2f}"),
-                              _fmt(held and held.force_rmse, "{:.3f}"))
+                              _fmt(held and held.force_rmse, "{:.3f}"),
+                              _fmt(held and held.stress_rmse, "{:.3f}"))
             table.add_section()
-            console.print(f"{name} {kind} {functions} functions κ={kappa:g}: bulk held-out "
+            console.print(f"{name} {kind} {functions} functions κ={kappa:g} σ share {share:g}: bulk held-out "
                           f"{_fmt(result.test_energy_rmse, '{:.2f}')} meV/atom, "
                           f"{_fmt(result.test_force_rmse, '{:.3f}')} eV/Å ({result.seconds:.0f} s)")
     console.print(table)
+    if checks.row_count:
+        console.print(checks)
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -257,7 +257,7 @@ class TrainerConfig(_Model):
         "not grow with its size"
     )
     loss_stress: float = Field(
-        0.1, ge=0, lt=1, description="share of the linear fit's loss given to stresses (as "
+        0.03, ge=0, lt=1, description="share of the linear fit's loss given to stresses (as "
         "per-atom virials, where the labels have them); energies and forces share the rest by "
         "loss_kappa. pacemaker's loss has no stress term: the nonlinear fit ignores it"
     )
