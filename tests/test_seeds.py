@@ -209,3 +209,20 @@ def test_file_with_overlapping_atoms_raises(tmp_path):
     settings = SeedsConfig(files=[path], min_cell_width=6.0, max_atoms=64, n_random=2)
     with pytest.raises(ConfigError, match=r"seeds\.files\.0.*apart"):
         seed_structures(COMPOSITIONS["TiO2"], settings, seed=1)
+
+
+def test_dft_oracles_get_small_seed_cells_unless_set():
+    """A DFT oracle's seeds are the conventional or primitive cells (Si: 8 atoms, corundum: its
+    10-atom primitive cell), not 2x2x2 repetitions; sizes the config sets are kept."""
+    from pyacemaker.config import DFT_SEEDS, _seed_sizes
+
+    dft = SeedsConfig(**_seed_sizes(SeedsConfig(), "espresso"))
+    assert (dft.min_cell_width, dft.max_atoms) == (DFT_SEEDS["min_cell_width"], DFT_SEEDS["max_atoms"])
+    assert _seed_sizes(SeedsConfig(), "chgnet") == {}
+    assert _seed_sizes(SeedsConfig(max_atoms=64), "vasp") == {"min_cell_width": DFT_SEEDS["min_cell_width"]}
+    sizes = {comp: [len(a) for _, a in seed_structures(Counter(counts), dft, seed=0)]
+             for comp, counts in (("Si", {"Si": 1}), ("Al2O3", {"Al": 2, "O": 3}))}
+    assert sizes["Si"][0] == 8 and max(sizes["Si"]) <= 16
+    assert sizes["Al2O3"] == [10]
+    default = [len(a) for _, a in seed_structures(Counter({"Si": 1}), SeedsConfig(), seed=0)]
+    assert default[0] == 64  # the cheap oracles' default: 2x2x2 of diamond's 8-atom cell

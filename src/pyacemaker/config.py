@@ -24,6 +24,11 @@ from pyacemaker.errors import ConfigError
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
 BUILTIN_ENGINES = ("emt", "tblite", "chgnet", "espresso", "vasp")
 CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")  # shipped in the chgnet wheel
+DFT_ENGINES = ("espresso", "vasp")  # a label costs minutes to hours: small cells, no validation cells
+# Seed cells for a DFT oracle unless the config sets them: the conventional or primitive cell
+# (Si: 8 atoms), not 2x2x2 of it. At ONCV 80 Ry, pw.x on 64 Si atoms had not finished one label
+# in 19 minutes on 2 cores.
+DFT_SEEDS = {"min_cell_width": 3.5, "max_atoms": 16}
 
 
 def check_command(command: str | None) -> str | None:
@@ -407,6 +412,13 @@ def _suggest(loc: tuple[Any, ...]) -> str:
 # --------------------------------------------------------------------------- resolving
 
 
+def _seed_sizes(seeds: SeedsConfig, engine: str) -> dict[str, Any]:
+    """Seed cell sizes for ``engine`` that the config leaves open: ``DFT_SEEDS`` for DFT."""
+    if engine not in DFT_ENGINES:
+        return {}
+    return {k: v for k, v in DFT_SEEDS.items() if k not in seeds.model_fields_set}
+
+
 def resolve(config: Config) -> Config:
     """Fill inferred settings and check cross-field consistency.
 
@@ -471,7 +483,8 @@ def resolve(config: Config) -> Config:
         update={
             "workdir": config.workdir.resolve(),
             "seeds": config.seeds.model_copy(
-                update={"files": [f.resolve() for f in config.seeds.files]}
+                update={"files": [f.resolve() for f in config.seeds.files],
+                        **_seed_sizes(config.seeds, oracle.engine)}
             ),
             "oracle": oracle,
             "trainer": trainer,

@@ -77,13 +77,16 @@ def _primitive(atoms: Atoms) -> Atoms | None:
 
 
 def fit_cell(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: bool) -> Atoms:
-    """Supercell reaching ``min_cell_width``; the primitive cell is used if that does better."""
+    """Supercell reaching ``min_cell_width``; the primitive cell is used if that does better:
+    wider, or fewer atoms when the cell as given already exceeds ``max_atoms``."""
     width, limit = settings.min_cell_width, settings.max_atoms
     best = supercell_for_width(atoms, width, limit)
-    prim = _primitive(atoms) if allow_primitive and cell_widths(best).min() < width else None
+    too_big = len(best) > limit
+    prim = _primitive(atoms) if allow_primitive and (cell_widths(best).min() < width or too_big) else None
     if prim is not None:
         other = supercell_for_width(prim, width, limit)
-        best = other if cell_widths(other).min() > cell_widths(best).min() else best
+        wider = cell_widths(other).min() > cell_widths(best).min()
+        best = other if wider or (too_big and len(other) < len(best)) else best
     if cell_widths(best).min() < width:
         logger.warning("seed %s: cell widths %s A stay below %.1f A within max_atoms=%d",
                        origin, np.round(cell_widths(best), 2), width, limit)

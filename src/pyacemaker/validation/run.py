@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ValidationError
 
-from pyacemaker.config import Config, OracleConfig, ValidationConfig
+from pyacemaker.config import DFT_ENGINES, Config, OracleConfig, ValidationConfig
 from pyacemaker.dataset import Dataset
 from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.state import WorkflowState, write_atomic
@@ -25,7 +25,6 @@ from pyacemaker.training.potential import Potential
 from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
 
-FILE_BASED_ORACLES = ("espresso", "vasp")  # too slow to label the validation cells as well
 REFERENCE_FILE = Path("validation") / "oracle_reference.json"
 REFERENCE_FORMAT = 2  # bump when OracleReference or its computation changes
 # the validation settings the oracle's side depends on (tolerances only grade it)
@@ -42,7 +41,7 @@ class CachedReference(BaseModel):
 
 def cheap_oracle(settings: OracleConfig) -> Calculator | None:
     """A calculator of the run's oracle when it is cheap (emt, tblite, chgnet, ase:...), else None."""
-    if settings.engine in FILE_BASED_ORACLES:
+    if settings.engine in DFT_ENGINES:  # too slow to label the validation cells as well
         return None
     from pyacemaker.oracle.calculators import calculator_factory
 
