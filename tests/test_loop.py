@@ -66,6 +66,11 @@ def test_two_iteration_emt_loop_leaves_everything_in_workdir(emt_run):
     md_logs = list((run / "iterations" / "iter_001" / "md").glob("*/log.lammps"))
     assert md_logs and len(md_logs) == state.history[1].md_runs  # exploration ran LAMMPS
     assert all(r.test_energy_rmse is not None for r in state.history)
+    for r in state.history:  # where the time went, as the run recorded it
+        assert set(r.phase_seconds) == set(r.engine_seconds) == {"explore", "label", "train", "evaluate"}
+        assert all(0 <= r.engine_seconds[p] <= r.phase_seconds[p] for p in r.phase_seconds)
+        assert r.engine_seconds["label"] > 0 and r.engine_seconds["train"] > 0
+    assert state.history[1].engine_seconds["explore"] > 0  # LAMMPS and the potential's γ
     rows = list(connect(str(run / "dataset.db")).select())
     total = state.history[-1].labels_total
     assert total == len(rows) == sum(r.selected for r in state.history) <= 16 + 2 * 8

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ase.io
@@ -32,6 +33,7 @@ import yaml
 from ase import Atoms
 from rich.console import Console
 
+from pyacemaker import timing
 from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
@@ -90,7 +92,7 @@ class Workflow:
             phases = {"explore": self.explore, "label": self.label, "train": self.train,
                       "evaluate": self.evaluate}
             while self.state.phase != "done":
-                phases[self.state.phase]()
+                self.timed(phases)
                 self.state.save(self.workdir)
             log.info("stopped: %s", self.state.stop_reason)
             self.console.print(history_table(self.state, self.config.targets))
@@ -98,6 +100,14 @@ class Workflow:
         finally:
             logging.getLogger("pyacemaker").removeHandler(handler)
             handler.close()
+
+    def timed(self, phases: dict[str, Callable[[], None]]) -> None:
+        """Run the current phase; add its wall and engine time to its iteration's record."""
+        name, record = self.state.phase, self.state.record(self.state.iteration)
+        with timing.phase() as spent:
+            phases[name]()
+        record.phase_seconds[name] = record.phase_seconds.get(name, 0.0) + spent.wall
+        record.engine_seconds[name] = record.engine_seconds.get(name, 0.0) + spent.engine
 
     def _prepare_workdir(self) -> None:
         """Create the workdir, or check that a resumed run keeps its settings; write the

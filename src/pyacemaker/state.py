@@ -60,6 +60,12 @@ class IterationRecord(BaseModel):
     validation_passed: bool | None = Field(None, description="the potential passed validation")
     validation_failed: list[str] = Field(default_factory=list, description="failed checks")
     validation_seconds: float = 0.0
+    phase_seconds: dict[str, float] = Field(
+        default_factory=dict, description="wall time of each phase (explore, label, train, "
+        "evaluate), summed over resumes, s")
+    engine_seconds: dict[str, float] = Field(
+        default_factory=dict, description="the part of each phase's wall time in which an "
+        "engine (oracle, LAMMPS, pyace, pacemaker) was running, s")
 
 
 class WorkflowState(BaseModel):

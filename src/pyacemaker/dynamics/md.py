@@ -34,6 +34,7 @@ from pyacemaker.dynamics.lammps_input import (
 from pyacemaker.dynamics.lammps_output import iter_dump, read_log
 from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.errors import EngineSetupError
+from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
 
 REQUIRED_STYLE = "pace/extrapolation"
@@ -117,11 +118,12 @@ class LammpsEngine:
         result = MDResult(folder, request, "failed", 0, 0.0, list(potential.elements),
                           atoms.cell.array.copy())
         try:
-            done = subprocess.run(
-                [*self.argv, "-in", INPUT_FILE, "-log", LOG_FILE, "-screen", "none", "-nocite"],
-                cwd=folder, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                text=True, timeout=self.timeout_s, check=False,
-            )
+            with engine_call():
+                done = subprocess.run(
+                    [*self.argv, "-in", INPUT_FILE, "-log", LOG_FILE, "-screen", "none", "-nocite"],
+                    cwd=folder, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    text=True, timeout=self.timeout_s, check=False,
+                )
         except subprocess.TimeoutExpired:
             return _finish(result, f"timed out after {self.timeout_s:g} s")
         except OSError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -13,6 +14,7 @@ from ase import Atoms
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import LabelResult, Oracle
 from pyacemaker.progress import progress_bar
+from pyacemaker.timing import record
 
 _oracle = None
 
@@ -39,8 +41,11 @@ def _start_worker(settings: OracleConfig, scratch: Path) -> None:
     _oracle = make_oracle(settings, scratch)
 
 
-def _label(row_id: int, atoms: Atoms) -> tuple[int, LabelResult]:
-    return row_id, _oracle.label(atoms)
+def _label(row_id: int, atoms: Atoms) -> tuple[int, LabelResult, tuple[float, float]]:
+    """The label of one row, and the wall-clock interval the oracle took for it."""
+    start = time.time()
+    result = _oracle.label(atoms)
+    return row_id, result, (start, time.time())
 
 
 def label_all(
@@ -66,5 +71,7 @@ def label_all(
         task = progress.add_task(f"labelling ({settings.engine})", total=len(items))
         futures = [pool.submit(_label, row_id, atoms) for row_id, atoms in items]
         for future in as_completed(futures):
-            on_result(*future.result())
+            row_id, result, interval = future.result()
+            record(*interval)
+            on_result(row_id, result)
             progress.advance(task)

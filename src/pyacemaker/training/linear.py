@@ -25,6 +25,7 @@ from pyacemaker.config import TrainerConfig
 from pyacemaker.dataset import to_pacemaker_dataframe
 from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare
+from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation.metrics import Errors, held_out_metrics, within_force_limit
@@ -303,15 +304,17 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     train_df, references = delta_dataframe(train, baseline)
     bconf = basis_config(elements, settings.cutoff, n_funcs)
     train_ds = LinearACEDataset(bconf, train_df)
-    train_ds.construct_design_matrix(max_workers=settings.workers)
     with_stress = [train[k] for k in stressed(train)] if settings.loss_stress > 0 else []
-    design = np.vstack([train_ds.get_design_matrix(), virial_rows(train_ds.basis, with_stress)])
+    with engine_call():
+        train_ds.construct_design_matrix(max_workers=settings.workers)
+        design = np.vstack([train_ds.get_design_matrix(), virial_rows(train_ds.basis, with_stress)])
     target = np.concatenate([train_ds.get_target_vector(), virial_targets(with_stress, baseline)])
     fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
                        train_dataset=train_ds)
-    fit.model.fit(design, target, sample_weight=sample_weights(train, settings.loss_kappa,
-                                                               settings.loss_stress))
-    train_err = fit.compute_errors(train_ds)
+    weights = sample_weights(train, settings.loss_kappa, settings.loss_stress)
+    with engine_call():
+        fit.model.fit(design, target, sample_weight=weights)
+        train_err = fit.compute_errors(train_ds)
     staging = staging_folder(out_dir)
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
                           zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
@@ -346,8 +349,9 @@ def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> No
     bconf.metadata["pyacemaker_reference_energies"] = str(potential.reference_energies)
     bconf.save(str(potential.yaml))
     basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
-    projections = compute_B_projections(bconf, [bare(a) for a in train])
-    active_set = compute_active_set(projections, tol=1.001, max_iters=300)
-    save_active_inverse_set(str(potential.asi), compute_A_active_inverse(active_set),
-                            elements_name=basis.elements_name)
+    with engine_call():
+        projections = compute_B_projections(bconf, [bare(a) for a in train])
+        active_set = compute_active_set(projections, tol=1.001, max_iters=300)
+        inverse = compute_A_active_inverse(active_set)
+    save_active_inverse_set(str(potential.asi), inverse, elements_name=basis.elements_name)
     potential.save()

@@ -26,6 +26,7 @@ from ase import Atoms
 
 from pyacemaker.config import TrainerConfig
 from pyacemaker.errors import CalculationFailed, EngineSetupError
+from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import (
     FitResult,
@@ -167,7 +168,8 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
         pacemaker_input(elements, settings, n_funcs, initial, bool(fitted_test)), sort_keys=False))
     log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s", n_funcs,
              len(train), settings.nonlinear_iterations, f", from {initial.yaml}" if initial else "")
-    fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
+    with engine_call():
+        fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
 
     potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
                           zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,

@@ -10,6 +10,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from pydantic import BaseModel, Field
 
+from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 
 META_FILE = "potential.json"
@@ -76,8 +77,9 @@ class AceZblCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         parts = [self.ace, self.zbl]
-        for calc in parts:
-            calc.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
+        with engine_call():
+            self.ace.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
+        self.zbl.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
         offset = sum(self.potential.reference_energies[s] for s in self.atoms.get_chemical_symbols())
         energy = sum(c.results["energy"] for c in parts) + offset
         self.results = {

@@ -21,6 +21,7 @@ from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.structures import standardized
 from pyacemaker.structures.seeds import read_structure_file
+from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
@@ -98,7 +99,7 @@ def run_reference(structure: Atoms, config: Config, workdir: Path,
     calc = cheap_oracle(config.oracle)
     if calc is None:
         return None
-    with progress_bar(show_progress, transient=True) as progress:
+    with progress_bar(show_progress, transient=True) as progress, engine_call():  # timed whole
         reference = oracle_reference(structure, calc, config.validation,
                                      lambda name: task_callback(progress, name))
     path.parent.mkdir(parents=True, exist_ok=True)
