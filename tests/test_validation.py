@@ -84,7 +84,7 @@ def test_held_out_metrics_match_the_fit(cu_result, copper_fit):
     assert overall.n_structures == 20
     assert overall.energy_rmse == pytest.approx(fit.test_energy_rmse, rel=1e-3)
     assert overall.force_rmse == pytest.approx(fit.test_force_rmse, rel=1e-3)
-    assert overall.stress_rmse is None  # the EMT labels of the fixture carry no stress
+    assert 0 < overall.stress_rmse < 0.1  # GPa: the EMT labels carry stress, and it was fitted
 
 
 def test_unstable_structure_fails_with_reasons(copper_fit):
@@ -162,8 +162,8 @@ def test_uniformly_scaled_potential_fails_b0_elastic_and_phonons(copper_fit, tmp
 
 
 def test_pair_terms_scaled_fail_the_lattice_only(copper_fit, tmp_path):
-    """Pair (rank-1) coefficients x 1.1 move the minimum: a -1.3%, the lattice comparison fails
-    while B0, C_ij and phonons stay within their tolerances."""
+    """Pair (rank-1) coefficients x 1.1 move the minimum (a about -1%, the volume about -3%): the
+    lattice comparison fails while B0, C_ij and phonons stay within their tolerances."""
     potential, _, _ = copper_fit
     broken = broken_copy(potential, tmp_path / "broken", scale=1.1, rank=1)
     result = validate(broken, bulk("Cu", "fcc", a=3.6), ValidationConfig(), oracle=EMT(),
@@ -171,7 +171,7 @@ def test_pair_terms_scaled_fail_the_lattice_only(copper_fit, tmp_path):
     found = by_name(result)
     lattice = found["lattice vs oracle"]
     assert lattice.passed is False and "volume" in lattice.value and "%" in lattice.value
-    assert result.comparison.lattice.relative[0] == pytest.approx(-0.013, abs=0.004)
+    assert -0.02 < result.comparison.lattice.relative[0] < -0.005
     assert all(found[name].passed for name in COMPARISONS[1:])
 
 
