@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import surface
 from ase.data import covalent_radii
+from ase.geometry import get_distances
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.composition import NON_METALS
@@ -76,13 +77,8 @@ def interstitial(atoms: Atoms, rng: np.random.Generator, stdev: float = 0.0) -> 
     rattled by ``stdev``."""
     symbol = str(rng.choice(sorted(set(atoms.get_chemical_symbols()))))
     trials = rng.random((INTERSTITIAL_TRIALS, 3)) @ atoms.cell.array
-    probe = bare(atoms)
-    probe.extend(Atoms([symbol] * len(trials), positions=trials))
-    n = len(atoms)
-    i, j, d = neighbor_list("ijd", probe, 6.0)
-    host = (i >= n) & (j < n)
-    nearest = np.full(len(trials), 6.0)
-    np.minimum.at(nearest, i[host] - n, d[host])
+    _, distances = get_distances(trials, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    nearest = distances.min(axis=1)  # to the nearest host atom, periodic images included
     out = bare(atoms)
     out.append(symbol)
     out.positions[-1] = trials[int(np.argmax(nearest))]

@@ -69,9 +69,10 @@ class AceZblCalculator(Calculator):
         from pyace import PyACECalculator
 
         self.potential = potential
-        self.ace = PyACECalculator(str(potential.yaml))
-        if with_gamma:
-            self.ace.set_active_set(str(potential.asi))
+        with engine_call():  # pyace builds its evaluator (splines) here
+            self.ace = PyACECalculator(str(potential.yaml))
+            if with_gamma:
+                self.ace.set_active_set(str(potential.asi))
         self.zbl = ZBLCalculator(potential.elements, potential.zbl_inner, potential.zbl_outer)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:

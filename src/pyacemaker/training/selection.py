@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from pyacemaker.structures import bare
+from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def _maxvol_order(potential: Potential, structures: list[Atoms]) -> list[int]:
     active_inverse = load_active_inverse_set(str(potential.asi))
     active = {species: np.linalg.pinv(inv) for species, inv in active_inverse.items()}
     frame = pd.DataFrame({"ase_atoms": [bare(a) for a in structures]})
-    selected = select_structures_maxvol(frame, bconf, extra_A0_projections_dict=active,
-                                        batch_size_option="none")
+    with engine_call():
+        selected = select_structures_maxvol(frame, bconf, extra_A0_projections_dict=active,
+                                            batch_size_option="none")
     return [int(i) for i in selected.index]
