@@ -48,7 +48,7 @@ def _has_data(name: str, r: ValidationResult) -> bool:
 def _png(draw: Callable[[ValidationResult], plt.Figure], result: ValidationResult) -> str:
     fig = draw(result)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110)  # each figure has its tight_layout already
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
