@@ -35,8 +35,9 @@ def phase_totals(state: WorkflowState) -> dict[str, tuple[float, float]]:
 
 
 def overhead_table(name: str, state: WorkflowState) -> Table:
-    table = Table(title=f"{name}: {len(state.history)} iterations, "
-                        f"{state.history[-1].labels_total if state.history else 0} labels")
+    labels = max((r.labels_total for r in state.history), default=0)
+    table = Table(title=f"{name}: {len(state.history)} iterations, {labels} labels"
+                        + ("" if state.phase == "done" else f", stopped in {state.phase}"))
     for column in ("phase", "wall s", "engine s", "outside s", "outside %"):
         table.add_column(column, justify="right")
     totals = phase_totals(state)
