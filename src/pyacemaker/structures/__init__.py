@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 from ase import Atoms
 
 
@@ -12,6 +13,21 @@ def bare(atoms: Atoms) -> Atoms:
     constraints or velocities)."""
     return Atoms(atoms.numbers, atoms.positions.copy(), cell=atoms.cell.array.copy(),
                  pbc=atoms.pbc.copy())
+
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's stress order: xx yy zz yz xz xy
+
+
+def voigt_strained(atoms: Atoms, component: int, value: float) -> Atoms:
+    """A bare copy of ``atoms`` under the symmetric strain whose Voigt ``component`` (0-5) is
+    ``value`` (engineering shear: half on each off-diagonal element), atoms moving with the
+    cell."""
+    a, b = VOIGT[component]
+    strain = np.zeros((3, 3))
+    strain[a, b] = strain[b, a] = value if a == b else value / 2
+    out = bare(atoms)
+    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return out
 
 
 def standardized(atoms: Atoms, to_primitive: bool) -> Atoms | None:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.config import TrainerConfig
 from pyacemaker.dataset import to_pacemaker_dataframe
 from pyacemaker.errors import CalculationFailed
-from pyacemaker.structures import bare
+from pyacemaker.structures import bare, voigt_strained
 from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.potential import Potential
@@ -33,7 +33,6 @@ from pyacemaker.validation.metrics import Errors, held_out_metrics, within_force
 log = logging.getLogger(__name__)
 
 MIN_FUNCTIONS = 8
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's stress order
 STRAIN_STEP = 1e-4  # of the virial rows' central differences (exact to ~1e-6 eV/atom here)
 ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
 ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
@@ -197,16 +196,6 @@ def _energy_row(calc, basis, atoms: Atoms, columns: int, shifts: list[int]) -> n
     return row
 
 
-def strained(atoms: Atoms, pair: tuple[int, int], step: float) -> Atoms:
-    """A bare copy of ``atoms`` under the symmetric strain whose Voigt component ``pair`` is
-    ``step`` (engineering shear: half on each off-diagonal element), atoms moving with the cell."""
-    strain = np.zeros((3, 3))
-    strain[pair] = strain[pair[::-1]] = step if pair[0] == pair[1] else step / 2
-    out = bare(atoms)
-    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
-    return out
-
-
 def virial_rows(basis, structures: list[Atoms]) -> np.ndarray:
     """Design rows of the per-atom virial ``dE/d(strain) / N`` (= stress * V / N, ASE's sign and
     Voigt order), six per structure, shape ``(6 n, n_functions)``: central differences of the
@@ -219,9 +208,9 @@ def virial_rows(basis, structures: list[Atoms]) -> np.ndarray:
     columns, shifts = compute_nfunc_func_ind_shift(basis)
     rows = np.zeros((6 * len(structures), columns))
     for k, atoms in enumerate(structures):
-        for j, pair in enumerate(VOIGT):
-            plus, minus = (_energy_row(calc, basis, strained(atoms, pair, sign * STRAIN_STEP), columns,
-                                       shifts) for sign in (1, -1))
+        for j in range(6):
+            plus, minus = (_energy_row(calc, basis, voigt_strained(atoms, j, sign * STRAIN_STEP),
+                                       columns, shifts) for sign in (1, -1))
             rows[6 * k + j] = (plus - minus) / (2 * STRAIN_STEP * len(atoms))
     return rows
 

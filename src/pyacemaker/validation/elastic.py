@@ -13,9 +13,9 @@ from ase.units import GPa
 from pydantic import BaseModel, Field
 
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.structures import VOIGT, voigt_strained
 from pyacemaker.validation.relax import relaxed
 
-VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 SYSTEMS = [(2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
            (167, "trigonal"), (194, "hexagonal"), (230, "cubic")]
 
@@ -127,14 +127,10 @@ def elastic_tensor(atoms: Atoms, calc: Calculator, strains: Sequence[float] = (-
         raise ValueError(f"need at least two distinct strains to fit a slope, got {strains}")
     total, done, max_force = 6 * len(strains), 0, 0.0
     c = np.zeros((6, 6))
-    for j, (a, b) in enumerate(VOIGT):
+    for j in range(6):
         stresses = []
         for e in strains:
-            eps = np.zeros((3, 3))
-            eps[a, b] = eps[b, a] = e if a == b else e / 2
-            strained = atoms.copy()
-            strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-            out = relaxed(strained, calc, cell=False, fmax=fmax)
+            out = relaxed(voigt_strained(atoms, j, e), calc, cell=False, fmax=fmax)
             stress = out.get_stress(voigt=True)
             if not np.all(np.isfinite(stress)):
                 raise CalculationFailed(f"non-finite stress {stress} at Voigt strain e{j + 1} = {e}")
