@@ -13,7 +13,7 @@ reference: lattice, B0, elastic constants, phonons), in a second table.
 
     .venv/bin/python benchmarks/accuracy.py [--only cu|tio2] [--workdir runs/tio2]
         [--kappas 0.05 0.3 0.9 0.999] [--stress-shares 0 0.1 0.3] [--functions 100 300]
-        [--nonlinear] [--iterations 300] [--validate]
+        [--nonlinear] [--iterations 300] [--validate] [--prune]
 """
 
 from __future__ import annotations
@@ -98,12 +98,14 @@ def datasets(only: str | None, workdir: Path):
         yield f"TiO2 ({workdir.name})", config.elements, config, data.labelled("train"), data.labelled("test")
 
 
-def fits(args) -> list[tuple[str, int, float, float]]:
-    """(trainer, functions per element, kappa, stress share) of every fit to run; pacemaker's
-    loss has no stress term."""
-    out = [("linear", n, k, s) for n in args.functions for k in args.kappas for s in args.stress_shares]
+def fits(args) -> list[tuple[str, int, float, float, bool]]:
+    """(trainer, functions per element, kappa, stress share, pruned to the active set) of every
+    fit to run; pacemaker's loss has no stress term."""
+    prune = (False, True) if args.prune else (False,)
+    out = [("linear", n, k, s, p) for n in args.functions for k in args.kappas
+           for s in args.stress_shares for p in prune]
     if args.nonlinear and tensorflow_available():
-        out += [("nonlinear", min(args.functions), k, 0.0) for k in args.nonlinear_kappas]
+        out += [("nonlinear", min(args.functions), k, 0.0, False) for k in args.nonlinear_kappas]
     return out
 
 
@@ -133,6 +135,8 @@ def main() -> None:
                         help="trainer.loss_stress values (linear fits)")
     parser.add_argument("--functions", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--nonlinear", action="store_true", help="add nonlinear (pacemaker) fits")
+    parser.add_argument("--prune", action="store_true",
+                        help="add each linear fit pruned to the structures that hold the active set")
     parser.add_argument("--nonlinear-kappas", type=float, nargs="+", default=[0.3, 0.9])
     parser.add_argument("--iterations", type=int, default=300, help="BFGS iterations (nonlinear)")
     parser.add_argument("--validate", action="store_true",
@@ -140,18 +144,19 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=200)
     table = Table(title="ACE accuracy per structure class (train | held-out RMSE)")
-    for name in ("data", "trainer", "funcs", "κ", "σ share", "fit s", "class", "n train/test",
+    for name in ("data", "trainer", "funcs", "κ", "σ share", "pruned", "fit s", "class", "n train/test",
                  "train E meV/at", "train F eV/Å", "test E meV/at", "test F eV/Å", "test σ GPa"):
         table.add_column(name, justify="right", no_wrap=True)
     checks = Table(title="The TiO2 fits against the run's oracle")
-    for name in ("trainer", "funcs", "κ", "σ share", *ORACLE_CHECKS):
+    for name in ("trainer", "funcs", "κ", "σ share", "pruned", *ORACLE_CHECKS):
         checks.add_column(name)
     for name, elements, config, train, test in datasets(args.only, args.workdir):
         inner, outer = default_zbl_range(elements)
-        for kind, functions, kappa, share in fits(args):
+        for kind, functions, kappa, share, prune in fits(args):
             settings = TrainerConfig(cutoff=default_cutoff(elements), zbl_inner=inner, zbl_outer=outer,
                                      functions_per_element=functions, loss_kappa=kappa,
-                                     loss_stress=share, nonlinear_iterations=args.iterations)
+                                     loss_stress=share, nonlinear_iterations=args.iterations,
+                                     prune_to_active_set=prune)
             fit = fit_nonlinear_ace if kind == "nonlinear" else fit_linear_ace
             with tempfile.TemporaryDirectory() as tmp:
                 potential, result = fit(train, test, elements, settings, Path(tmp) / "p",
@@ -160,10 +165,11 @@ def main() -> None:
                 on_train = held_out_metrics(train, calc, BULK_CLASSES, settings.max_force)
                 bulk_test = held_out_metrics(test, calc, BULK_CLASSES, settings.max_force).targeted
                 if args.validate and config is not None:
-                    checks.add_row(kind, str(functions), f"{kappa:g}", f"{share:g}",
+                    checks.add_row(kind, str(functions), f"{kappa:g}", f"{share:g}", str(prune),
                                    *oracle_checks(potential, config, args.workdir))
             on_test = result.test_by_class
-            head = [name, kind, str(functions), f"{kappa:g}", f"{share:g}", f"{result.seconds:.0f}"]
+            head = [name, kind, str(functions), f"{kappa:g}", f"{share:g}", str(result.n_pruned),
+                    f"{result.seconds:.1f}"]
             bulk_train = on_train.targeted
             table.add_row(*head, "[bold]bulk[/]", f"{bulk_train.n_structures}/-",
                           f"{bulk_train.energy_rmse:.2f}", f"{bulk_train.force_rmse:.3f}",
@@ -171,14 +177,15 @@ def main() -> None:
                           _fmt(bulk_test and bulk_test.stress_rmse, "{:.3f}"))
             for cls, errors in on_train.by_generator.items():
                 held = on_test.get(cls)
-                table.add_row("", "", "", "", "", "", cls,
+                table.add_row("", "", "", "", "", "", "", cls,
                               f"{errors.n_structures}/{held.n_structures if held else 0}",
                               f"{errors.energy_rmse:.2f}", f"{errors.force_rmse:.3f}",
                               _fmt(held and held.energy_rmse, "{:.2f}"),
                               _fmt(held and held.force_rmse, "{:.3f}"),
                               _fmt(held and held.stress_rmse, "{:.3f}"))
             table.add_section()
-            console.print(f"{name} {kind} {functions} functions κ={kappa:g} σ share {share:g}: bulk held-out "
+            console.print(f"{name} {kind} {functions} functions κ={kappa:g} σ share {share:g}"
+                          f"{f' pruned {result.n_pruned}' if prune else ''}: bulk held-out "
                           f"{_fmt(result.test_energy_rmse, '{:.2f}')} meV/atom, "
                           f"{_fmt(result.test_force_rmse, '{:.3f}')} eV/Å ({result.seconds:.0f} s)")
     console.print(table)

@@ -1,6 +1,7 @@
 """What the Python layer costs: the share of a run's wall time spent outside the engines, per
 phase, from the timings the run records itself (``state.json``: each iteration's
-``phase_seconds`` and ``engine_seconds``).
+``phase_seconds`` and ``engine_seconds``); then per iteration its wall time and the oracle's
+seconds per label (``dataset.db``).
 
 Engine time is the union of the intervals in which an engine ran: oracle calls in the labelling
 workers, LAMMPS, pyace (design matrix, solve, active set, every evaluation of the potential)
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+from ase.db import connect
 from rich.console import Console
 from rich.table import Table
 
@@ -51,6 +54,25 @@ def overhead_table(name: str, state: WorkflowState) -> Table:
     return table
 
 
+def iteration_table(name: str, state: WorkflowState, workdir: Path) -> Table:
+    """Per iteration: wall time, new labels, and the oracle's seconds per label (from the
+    dataset: each label's own wall time in its worker)."""
+    seconds: dict[int, list[float]] = {}
+    dataset = workdir / "dataset.db"
+    if dataset.is_file():
+        for row in connect(dataset, use_lock_file=False).select(status="labelled"):
+            seconds.setdefault(row.get("iteration", -1), []).append(row.data.get("seconds", 0.0))
+    table = Table(title=f"{name}: per iteration")
+    for column in ("iteration", "wall s", "new labels", "s per label (median)", "max", "held-out F eV/Å"):
+        table.add_column(column, justify="right")
+    for record in state.history:
+        own = seconds.get(record.iteration, [])
+        table.add_row(str(record.iteration), f"{sum(record.phase_seconds.values()):.0f}", str(len(own)),
+                      f"{np.median(own):.1f}" if own else "-", f"{max(own):.1f}" if own else "-",
+                      f"{record.test_force_rmse:.3f}" if record.test_force_rmse is not None else "-")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdirs", nargs="*", type=Path,
@@ -73,6 +95,7 @@ def main() -> None:
             console.print(f"[yellow]{workdir}: made before runs recorded their phase timings[/]")
             continue
         console.print(overhead_table(workdir.name, state))
+        console.print(iteration_table(workdir.name, state, workdir))
 
 
 if __name__ == "__main__":

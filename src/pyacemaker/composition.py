@@ -25,6 +25,11 @@ def has_metal(elements: list[str]) -> bool:
     return any(e not in NON_METALS for e in elements)
 
 
+def all_metals(elements: list[str]) -> bool:
+    """Whether every element is a metal: a metallic system (alloys, intermetallics)."""
+    return all(e not in NON_METALS for e in elements)
+
+
 def reduce_counts(counts: dict[str, int]) -> dict[str, int]:
     """Element counts divided by their greatest common divisor (``Ti2O4`` -> ``TiO2``)."""
     divisor = gcd(*counts.values())

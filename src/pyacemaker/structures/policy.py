@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pyacemaker.composition import NON_METALS
+from pyacemaker.composition import all_metals
 from pyacemaker.structures.strategies import exchangeable_pairs
 
 GAS_MELTING_K = 300.0  # elements melting below this (O, N, H, ...) do not bound a solid's melting
@@ -76,7 +76,7 @@ def initial_decision(elements: list[str], max_strain: float,
                      gamma: tuple[float, float] = (5.0, 25.0)) -> PolicyDecision:
     """The first iteration's decision; user-set temperatures or pressures are kept as given,
     ``gamma`` are the configured (collect, halt) thresholds."""
-    material = "metal" if all(e not in NON_METALS for e in elements) else "covalent/ionic"
+    material = "metal" if all_metals(elements) else "covalent/ionic"
     melting, why = melting_point(elements)
     reasons = [f"{material} ({', '.join(elements)}); {why}"]
     if temperatures_k:

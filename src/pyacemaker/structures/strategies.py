@@ -23,7 +23,7 @@ from pyacemaker.structures import bare, standardized
 
 MIN_DISTANCE_FACTOR = 0.6  # of the sum of covalent radii: closer pairs are unphysical here
 SLAB_MILLER = ((1, 0, 0), (1, 1, 0), (1, 1, 1))
-SLAB_VACUUM = 8.0  # Angstrom on each side; the cell stays periodic in all directions
+SLAB_VACUUM = 5.0  # Angstrom on each side: a 10 Angstrom gap, beyond any ACE cutoff (at most 7)
 INTERSTITIAL_TRIALS = 200
 
 Result = tuple[Atoms, dict[str, Any]] | None

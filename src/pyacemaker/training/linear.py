@@ -46,6 +46,7 @@ class FitResult(BaseModel):
     n_train: int
     n_test: int
     n_excluded: int = Field(0, description="training structures left out for forces above max_force")
+    n_pruned: int = Field(0, description="training structures left out by prune_to_active_set")
     functions_per_element: int
     kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
     seconds: float = Field(description="wall time of the fit, s")
@@ -228,10 +229,11 @@ def virial_targets(structures: list[Atoms], baseline: ZBLCalculator) -> np.ndarr
 
 
 def fit_inputs(train: list[Atoms], elements: list[str],
-               settings: TrainerConfig) -> tuple[list[Atoms], int, int]:
-    """What every fit starts from: the training structures within ``settings.max_force``, how
-    many were left out, and the basis size (functions per element; inferred from the data
-    unless set)."""
+               settings: TrainerConfig) -> tuple[list[Atoms], int, int, int]:
+    """What every fit starts from: the training structures within ``settings.max_force`` (and,
+    with ``settings.prune_to_active_set``, only those holding the active set), how many were
+    left out for their forces and by pruning, and the basis size (functions per element;
+    inferred from the data unless set)."""
     fitted = within_force_limit(train, settings.max_force)
     excluded = len(train) - len(fitted)
     if excluded:
@@ -239,7 +241,25 @@ def fit_inputs(train: list[Atoms], elements: list[str],
                  settings.max_force)
     n_funcs = settings.functions_per_element or infer_functions_per_element(
         fitted, elements, settings.max_functions_per_element)
-    return fitted, excluded, n_funcs
+    pruned = 0
+    if settings.prune_to_active_set:
+        kept = active_set_structures(fitted, basis_config(elements, settings.cutoff, n_funcs))
+        pruned, fitted = len(fitted) - len(kept), kept
+        log.info("fitting the %d structures that hold the active set (%d pruned)", len(kept), pruned)
+    return fitted, excluded, pruned, n_funcs
+
+
+def active_set_structures(structures: list[Atoms], bconf) -> list[Atoms]:
+    """The structures whose atoms enter the active set (MaxVol over every atom's B-projections,
+    what pacemaker's ``pace_activeset`` computes), in their order."""
+    from pyace.activelearning import compute_active_set, compute_B_projections
+
+    with engine_call():
+        projections, owners = compute_B_projections(bconf, [bare(a) for a in structures],
+                                                    return_structure_ind_dict=True)
+        _, chosen = compute_active_set(projections, owners, tol=1.001, max_iters=300)
+    keep = {int(i) for rows in chosen.values() for i in rows}
+    return [a for k, a in enumerate(structures) if k in keep]
 
 
 def held_out_scores(potential: Potential, test: list[Atoms], classes: list[str],
@@ -288,7 +308,7 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     from sklearn.linear_model import Ridge
 
     start = time.perf_counter()
-    train, excluded, n_funcs = fit_inputs(train, elements, settings)
+    train, excluded, pruned, n_funcs = fit_inputs(train, elements, settings)
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     train_df, references = delta_dataframe(train, baseline)
     bconf = basis_config(elements, settings.cutoff, n_funcs)
@@ -310,7 +330,8 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
                           reference_energies=references, functions_per_element=n_funcs)
     write_potential_files(fit.get_bbasis(), potential, train)
     result = FitResult(
-        n_train=len(train), n_test=len(test), n_excluded=excluded, functions_per_element=n_funcs,
+        n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
+        functions_per_element=n_funcs,
         loss_kappa=settings.loss_kappa, loss_stress=settings.loss_stress, n_stressed=len(with_stress),
         seconds=time.perf_counter() - start,
         train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],

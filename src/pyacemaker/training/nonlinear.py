@@ -151,7 +151,7 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     start = time.perf_counter()
-    train, excluded, n_funcs = fit_inputs(train, elements, settings)
+    train, excluded, pruned, n_funcs = fit_inputs(train, elements, settings)
     if initial is not None:
         n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
@@ -177,7 +177,7 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
                           kind="nonlinear")
     write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
     train_e, train_f = model_errors(potential, train)
-    result = FitResult(n_train=len(train), n_test=len(test), n_excluded=excluded,
+    result = FitResult(n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
                        functions_per_element=n_funcs, seconds=time.perf_counter() - start,
                        train_energy_rmse=train_e, train_force_rmse=train_f, kind="nonlinear",
                        loss_kappa=settings.loss_kappa,
