@@ -54,6 +54,7 @@ from pyacemaker.dataset import Dataset
 from pyacemaker.orchestrator import Workflow
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import basis_config, delta_dataframe, reference_energies, sample_weights
+from pyacemaker.validation.metrics import within_force_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTINGS = ("stratified", "pool", "md")
@@ -274,9 +275,12 @@ def design_rows(structures: list[Atoms], bconf, baseline: ZBLCalculator) -> Rows
 
 def fit(rows: Rows, chosen: list[int], settings: TrainerConfig) -> np.ndarray:
     """Coefficients of the trainer's weighted Ridge fit (energies, with per-element reference
-    energies fitted like the trainer's, and forces) of the ``chosen`` structures."""
+    energies fitted like the trainer's, and forces) of the ``chosen`` structures within the
+    trainer's force limit."""
     from sklearn.linear_model import Ridge
 
+    fitted = {id(a) for a in within_force_limit([rows.structures[k] for k in chosen], settings.max_force)}
+    chosen = [k for k in chosen if id(rows.structures[k]) in fitted]
     structures = [rows.structures[k] for k in chosen]
     elements = sorted({s for a in rows.structures for s in a.get_chemical_symbols()})
     usable = [k for k in chosen if rows.structures[k].info.get("energy_weight", 1.0) > 0]
@@ -528,12 +532,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pyacemaker").propagate = False  # the loops' logs go to their run.log only
     logging.getLogger("pyacemaker").setLevel(logging.INFO)
     systems = {"cu": tiny_copper()} if args.tiny else {"cu": copper(1.0), "tio2": titania(1.0)}
-    results = {}
+    path = args.workdir / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() and not args.tiny else {}
     for key, system in systems.items():
         if args.only in (None, key):
             results[system.name] = run_system(system, args.workdir / key, args.seeds,
                                               args.loop_seeds, console)
-    (args.workdir / "results.json").write_text(json.dumps(results, indent=1))
+    path.write_text(json.dumps(results, indent=1))  # both systems, when run one at a time
     plot(results, args.workdir / "learning_curves.png")
     console.print(f"results: {args.workdir / 'results.json'}, curves: {args.workdir / 'learning_curves.png'}")
 

@@ -258,19 +258,24 @@ def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_
     result = StandardExplorer(settings, LammpsEngine(), show_progress=False).explore(
         starts, potential, 1, tmp_path / "md", decision)
     md = [c for c in result.candidates if c.provenance["generator"] == "md"]
-    assert result.md_runs == 2 and result.halts >= 1 and not result.md_failures
+    defect_runs = sorted(p.name for p in (tmp_path / "md").iterdir() if p.name.startswith("defect"))
+    assert defect_runs and result.md_runs == 2 + len(defect_runs)
+    assert result.halts >= 1 and not result.md_failures
+    thermal = [c for c in result.candidates
+               if "md_step" in c.provenance and c.provenance["generator"] != "md"]
+    assert {c.provenance["generator"] for c in thermal} == {n.split("_")[1] for n in defect_runs}
     assert {c.provenance["md_status"] for c in md} >= {"halted"}
     assert all(c.gamma > 1.5 for c in md if c.provenance["md_status"] == "halted")
     assert max(c.gamma for c in md) > 3.0 and "gamma" not in md[0].atoms.arrays  # stored bare
     assert all(physical(c.atoms) for c in result.candidates)
     assert len({c.provenance["generator"] for c in result.candidates}) >= 3
-    assert sorted(p.name for p in (tmp_path / "md").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "md").iterdir() if p.name not in defect_runs) == [
         "00_prototype_alloy_300K", "00_prototype_alloy_8000K"]
 
     failing = StandardExplorer(settings, LammpsEngine(timeout_s=0.01), show_progress=False)
     result = failing.explore(starts, potential, 1, tmp_path / "md2", decision)
-    assert len(result.md_failures) == 2 and "timed out" in result.md_failures[0]
-    assert result.candidates and all(c.provenance["generator"] != "md" for c in result.candidates)
+    assert len(result.md_failures) == result.md_runs > 2 and "timed out" in result.md_failures[0]
+    assert result.candidates and all("md_step" not in c.provenance for c in result.candidates)
 
 
 def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path):

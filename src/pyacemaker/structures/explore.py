@@ -54,6 +54,12 @@ EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's b
 RELAX_FMAX, RELAX_STEPS = 0.02, 150  # eV/Angstrom, BFGS steps: then the start's own relaxation
 SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
 EMBEDDING_BUFFER = 2.0  # Angstrom beyond the cutoff kept around an embedded atom
+# Defect and surface cells made in an iteration that also get an MD run (one per kind first):
+# static cells never show thermal defects (a split interstitial, a moving adatom). On EMT Cu
+# without these runs, the loop's data fitted 0.032 eV/A on thermal interstitials, random pool
+# labels 0.017 (benchmarks/data_efficiency.py).
+DEFECT_MD_KINDS = ("vacancy", "interstitial", "antisite", "surface")
+DEFECT_MD_RUNS = 3
 
 
 @dataclass
@@ -117,43 +123,72 @@ class StandardExplorer:
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
         runs = self.md_runs(starts, rng, decision)
+        runs += self.defect_md_runs(result.candidates, rng, decision, potential)
         with progress_bar(self.show_progress) as progress, \
                 ThreadPoolExecutor(self.md_workers) as pool:
             task = progress.add_task("exploring (LAMMPS MD)", total=len(runs))
-            futures = [pool.submit(self.engine.run, atoms, potential, request, folder / name)
-                       for name, _, atoms, request in runs]
-            for (name, origin, _, _), future in zip(runs, futures, strict=True):
+            futures = [pool.submit(self.engine.run, run.atoms, potential, run.request,
+                                   folder / run.name) for run in runs]
+            for run, future in zip(runs, futures, strict=True):
                 md = future.result()
                 progress.advance(task)
                 result.md_runs += 1
                 result.halts += md.status == "halted"
                 if md.status == "failed":
-                    log.warning("MD run %s failed: %s (files in %s)", name, md.error, md.folder)
-                    result.md_failures.append(f"{name}: {md.error}")
+                    log.warning("MD run %s failed: %s (files in %s)", run.name, md.error, md.folder)
+                    result.md_failures.append(f"{run.name}: {md.error}")
                 result.candidates.extend(md_candidates(
-                    md, origin, self.settings.labels_per_iteration, self.seeds.max_atoms,
-                    potential.cutoff))
+                    md, run.origin, self.settings.labels_per_iteration, self.seeds.max_atoms,
+                    potential.cutoff, run.generator))
         return result
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
-                decision: PolicyDecision) -> list[tuple[str, str, Atoms, MDRequest]]:
-        """``(folder name, origin, start, request)`` for every start at every temperature and
-        pressure of the decision (NVT when it has no pressures); velocity seeds from ``rng``."""
-        s = self.settings
+                decision: PolicyDecision) -> list[MDRun]:
+        """Every start at every temperature and pressure of the decision (NVT when it has no
+        pressures); velocity seeds from ``rng``."""
         pressures: list[float | None] = list(decision.pressures_gpa) or [None]
         runs = []
         for k, (origin, atoms) in enumerate(starts):
             for temperature in decision.temperatures_k:
                 for pressure in pressures:
-                    request = MDRequest(
-                        temperature_k=temperature, steps=s.md_steps, timestep_fs=s.md_timestep_fs,
-                        gamma_every=s.md_gamma_every, gamma_collect=decision.gamma_collect,
-                        gamma_halt=decision.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
-                        pressure_gpa=pressure)
-                    name = re.sub(r"[^\w.-]", "_", f"{k:02d}_{origin}_{temperature:g}K" + (
-                        "" if pressure is None else f"_{pressure:g}GPa"))
-                    runs.append((name, origin, atoms, request))
+                    name = f"{k:02d}_{origin}_{temperature:g}K" + (
+                        "" if pressure is None else f"_{pressure:g}GPa")
+                    runs.append(self.md_run(name, origin, atoms, temperature, pressure, rng,
+                                            decision))
         return runs
+
+    def defect_md_runs(self, candidates: list[Candidate], rng: np.random.Generator,
+                       decision: PolicyDecision, potential: Potential) -> list[MDRun]:
+        """NVT MD at the decision's middle temperature (its hottest melts surfaces) from up to
+        ``DEFECT_MD_RUNS`` of this iteration's defect and surface cells (one of each kind
+        first), each relaxed by the potential first; a cell whose relaxation extrapolates gets
+        no run (it is a candidate as it is, and the next potential knows more). The frames
+        keep the cell's class (``generator``)."""
+        temperatures = sorted(decision.temperatures_k)
+        temperature = temperatures[(len(temperatures) - 1) // 2]
+        runs: dict[str, MDRun] = {}
+        for candidate in candidates:
+            kind = str(candidate.provenance.get("generator"))
+            if kind not in DEFECT_MD_KINDS or kind in runs or len(runs) == DEFECT_MD_RUNS:
+                continue
+            start = relaxed_within(candidate.atoms, potential, decision.gamma_collect)
+            if start is not None:
+                runs[kind] = self.md_run(
+                    f"defect{len(runs):02d}_{kind}_{temperature:g}K",
+                    str(candidate.provenance.get("origin", kind)), start, temperature, None, rng,
+                    decision, kind)
+        return list(runs.values())
+
+    def md_run(self, name: str, origin: str, atoms: Atoms, temperature: float,
+               pressure: float | None, rng: np.random.Generator, decision: PolicyDecision,
+               generator: str = "md") -> MDRun:
+        s = self.settings
+        request = MDRequest(
+            temperature_k=temperature, steps=s.md_steps, timestep_fs=s.md_timestep_fs,
+            gamma_every=s.md_gamma_every, gamma_collect=decision.gamma_collect,
+            gamma_halt=decision.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
+            pressure_gpa=pressure)
+        return MDRun(re.sub(r"[^\w.-]", "_", name), origin, atoms, request, generator)
 
     def initial(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator) -> list[Candidate]:
         """``seed_labels`` structures before any potential exists: each start at each of the
@@ -236,14 +271,26 @@ class StandardExplorer:
         return out
 
 
+@dataclass(frozen=True)
+class MDRun:
+    """One MD run of an iteration: its folder name, where its start came from, the start, the
+    request, and the class (``generator``) its frames get."""
+
+    name: str
+    origin: str
+    atoms: Atoms
+    request: MDRequest
+    generator: str = "md"
+
+
 def md_candidates(md: MDResult, origin: str, keep: int, max_atoms: int | None = None,
-                  cutoff: float = 5.0) -> list[Candidate]:
+                  cutoff: float = 5.0, generator: str = "md") -> list[Candidate]:
     """Candidates from one MD run: the ``keep`` extrapolative frames of highest gamma (the dump
     is streamed; no more than ``keep`` frames are held) and the last frame. A failed run gives
     the frames written before the failure. Frames with more than ``max_atoms`` atoms are cut
     down by periodic embedding around their highest-gamma atom (``cutoff``: the potential's)."""
     request = md.request
-    provenance = {"generator": "md", "origin": origin, "temperature_K": request.temperature_k,
+    provenance = {"generator": generator, "origin": origin, "temperature_K": request.temperature_k,
                   "md_status": md.status}
     if request.pressure_gpa is not None:
         provenance["pressure_GPa"] = request.pressure_gpa
@@ -297,12 +344,21 @@ def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms
     scaled = _scaled(atoms, best)
     if not np.isfinite(best_energy):
         return scaled
+    return relaxed_within(scaled, potential, gamma_limit, cell=True) or scaled
+
+
+def relaxed_within(atoms: Atoms, potential: Potential, gamma_limit: float,
+                   cell: bool = False) -> Atoms | None:
+    """``atoms`` relaxed with the potential (ions, and the cell when ``cell``; ``RELAX_STEPS``
+    at most), or ``None`` when the relaxation fails or ends extrapolating (gamma above
+    ``gamma_limit``): there the potential's minimum means nothing."""
+    calc = potential.calculator(with_gamma=True)
     try:
-        ground = relaxed(scaled, calc, cell=True, fmax=RELAX_FMAX, max_steps=RELAX_STEPS)
+        ground = relaxed(atoms, calc, cell=cell, fmax=RELAX_FMAX, max_steps=RELAX_STEPS)
     except CalculationFailed:
-        return scaled
+        return None
     ground.get_potential_energy()
-    return bare(ground) if np.max(calc.results["gamma"]) <= gamma_limit else scaled
+    return bare(ground) if np.max(calc.results["gamma"]) <= gamma_limit else None
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:
