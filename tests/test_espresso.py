@@ -16,8 +16,9 @@ from ase.io import read
 from pyacemaker.config import config_from_dict, default_kspacing, resolve
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle import cutoffs
-from pyacemaker.oracle.espresso import EspressoOracle, classify_failure, kpoint_grid
+from pyacemaker.oracle.espresso import SLAB_GAP, EspressoOracle, classify_failure, kpoint_grid
 from pyacemaker.oracle.pseudopotentials import DEBIAN_PSEUDO_DIR
+from pyacemaker.structures import vacuum_gap
 
 SI_PSEUDO = "Si.pbe-rrkj.UPF"
 
@@ -140,3 +141,20 @@ def test_failure_classes_and_kpoint_grid(tmp_path):
     assert classify_failure(out, crash) == "pw.x crashed (exit status 139)"
     atoms = bulk("Si", "diamond", a=5.43, cubic=True)  # 2*pi/5.43 = 1.157 per Angstrom
     assert kpoint_grid(atoms, 0.25) == [5, 5, 5] and kpoint_grid(atoms, 2.0) == [1, 1, 1]
+
+
+def test_slabs_get_local_tf_mixing_and_everything_smearing(tmp_path):
+    """Charge sloshes across a slab's vacuum with plain mixing; semiconductor surfaces and
+    defects can be metallic, so smearing is always on."""
+    from ase.build import diamond111
+
+    oracle = EspressoOracle(si_config(tmp_path).oracle, tmp_path / "dft")
+    slab = diamond111("Si", (1, 1, 4), a=5.43, vacuum=5.0)
+    slab.pbc = True
+    assert vacuum_gap(slab) == pytest.approx(10.0, abs=0.01) and vacuum_gap(rattled_si()) < SLAB_GAP
+    bulk_inputs, slab_inputs = (oracle.inputs(a, 0)["input_data"] for a in (rattled_si(), slab))
+    assert "mixing_mode" not in bulk_inputs["electrons"]
+    assert slab_inputs["electrons"]["mixing_mode"] == "local-TF"
+    assert bulk_inputs["system"]["occupations"] == "smearing"
+    result = oracle.label(slab)
+    assert result.ok and result.settings["attempts"][0]["failure"] is None

@@ -83,7 +83,11 @@ class Workflow:
         self._prepare_workdir()
         handler = logging.FileHandler(self.workdir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("pyacemaker").addHandler(handler)
+        logger = logging.getLogger("pyacemaker")
+        logger.addHandler(handler)
+        level = logger.level
+        if level == logging.NOTSET:  # run as a library: run.log still gets the INFO story
+            logger.setLevel(logging.INFO)
         try:
             self.state = WorkflowState.load(self.workdir)
             self.dataset = Dataset(self.workdir / "dataset.db", self.config.trainer.test_fraction)
@@ -98,7 +102,8 @@ class Workflow:
             self.console.print(history_table(self.state, self.config.targets))
             return self.state
         finally:
-            logging.getLogger("pyacemaker").removeHandler(handler)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
             handler.close()
 
     def timed(self, phases: dict[str, Callable[[], None]]) -> None:

@@ -21,6 +21,7 @@ from pyacemaker.composition import MAGNETIC
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
+from pyacemaker.structures import vacuum_gap
 
 STARTING_MAGNETIZATION = 0.5
 HEALING_LADDER: tuple[dict[str, Any], ...] = (
@@ -32,6 +33,7 @@ HEALING_LADDER: tuple[dict[str, Any], ...] = (
 SCF_FAILED = re.compile(r"convergence NOT achieved", re.IGNORECASE)
 ROUTINE_ERROR = re.compile(r"Error in routine\s+(\S+)\s*\(\s*(-?\d+)\s*\):\s*\n\s*(.*)")
 OUTPUT = "espresso.pwo"
+SLAB_GAP = 4.0  # Angstrom of empty cell that makes a structure a slab: local-TF charge mixing
 
 
 class TimedEspressoProfile(EspressoProfile):
@@ -74,11 +76,14 @@ class EspressoOracle(HealingOracle):
             system["nspin"] = 2
             for e in magnetic:
                 system[f"starting_magnetization({elements.index(e) + 1})"] = STARTING_MAGNETIZATION
+        electrons: dict[str, Any] = {"conv_thr": 1e-9 * len(atoms)}
+        if vacuum_gap(atoms) > SLAB_GAP:  # plain mixing sloshes charge across the vacuum
+            electrons["mixing_mode"] = "local-TF"
         input_data = {
             "control": {"calculation": "scf", "tprnfor": True, "tstress": True,
                         "disk_io": "low", "pseudo_dir": str(dft.pseudo_dir)},
             "system": system,
-            "electrons": {"conv_thr": 1e-9 * len(atoms)},
+            "electrons": electrons,
         }
         for namelist, values in self.config.parameters.items():  # the user's own settings
             input_data.setdefault(namelist, {}).update(values)

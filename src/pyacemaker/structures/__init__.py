@@ -45,3 +45,16 @@ def standardized(atoms: Atoms, to_primitive: bool) -> Atoms | None:
     if found is None:
         return None
     return Atoms(numbers=found[2], scaled_positions=found[1], cell=found[0], pbc=True)
+
+
+def vacuum_gap(atoms: Atoms) -> float:
+    """The widest empty layer of the cell, Angstrom: over the three lattice planes, the
+    largest gap between consecutive atomic planes (periodic), times the planes' spacing."""
+    widest = 0.0
+    for axis in range(3):
+        spacing = atoms.get_volume() / np.linalg.norm(
+            np.cross(*np.delete(atoms.cell.array, axis, axis=0)))
+        layers = np.sort(atoms.get_scaled_positions()[:, axis] % 1.0)
+        gaps = np.diff(np.append(layers, layers[0] + 1.0))
+        widest = max(widest, float(gaps.max()) * spacing)
+    return widest
