@@ -214,12 +214,13 @@ def test_file_with_overlapping_atoms_raises(tmp_path):
 def test_dft_oracles_get_small_seed_cells_unless_set():
     """A DFT oracle's seeds are the conventional or primitive cells (Si: 8 atoms, corundum: its
     10-atom primitive cell), not 2x2x2 repetitions; sizes the config sets are kept."""
-    from pyacemaker.config import DFT_SEEDS, _seed_sizes
+    from pyacemaker.config import DFT_SEEDS, _dft_sized
 
-    dft = SeedsConfig(**_seed_sizes(SeedsConfig(), "espresso"))
+    dft = _dft_sized(SeedsConfig(), DFT_SEEDS, "espresso")
     assert (dft.min_cell_width, dft.max_atoms) == (DFT_SEEDS["min_cell_width"], DFT_SEEDS["max_atoms"])
-    assert _seed_sizes(SeedsConfig(), "chgnet") == {}
-    assert _seed_sizes(SeedsConfig(max_atoms=64), "vasp") == {"min_cell_width": DFT_SEEDS["min_cell_width"]}
+    assert _dft_sized(SeedsConfig(), DFT_SEEDS, "chgnet") == SeedsConfig()
+    kept = _dft_sized(SeedsConfig(max_atoms=64), DFT_SEEDS, "vasp")
+    assert (kept.min_cell_width, kept.max_atoms) == (DFT_SEEDS["min_cell_width"], 64)
     sizes = {comp: [len(a) for _, a in seed_structures(Counter(counts), dft, seed=0)]
              for comp, counts in (("Si", {"Si": 1}), ("Al2O3", {"Al": 2, "O": 3}))}
     assert sizes["Si"][0] == 8 and max(sizes["Si"]) <= 16

@@ -53,7 +53,7 @@ def test_inputs_are_written_from_the_settings(tmp_path):
         folder.mkdir()
         oracle.write_inputs(atoms, folder, oracle.inputs(atoms, rung))
         incar = dict(re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", (folder / "INCAR").read_text(), re.M))
-        assert float(incar["ENCUT"]) == 520 and float(incar["KSPACING"]) == 0.25
+        assert float(incar["ENCUT"]) == 520 and float(incar["KSPACING"]) == 0.4  # a semiconductor
         assert incar["ISMEAR"] == "0" and incar["LWAVE"] == ".FALSE."
         assert int(incar["NELM"]) == (100 if rung == 0 else 300)
         assert float(incar["SIGMA"]) == pytest.approx(0.05 * (1 if rung == 0 else 5))
