@@ -55,9 +55,9 @@ RELAX_FMAX, RELAX_STEPS = 0.02, 150  # eV/Angstrom, BFGS steps: then the start's
 SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
 EMBEDDING_BUFFER = 2.0  # Angstrom beyond the cutoff kept around an embedded atom
 # Defect and surface cells made in an iteration that also get an MD run (one per kind first):
-# static cells never show thermal defects (a split interstitial, a moving adatom). On EMT Cu
-# without these runs, the loop's data fitted 0.032 eV/A on thermal interstitials, random pool
-# labels 0.017 (benchmarks/data_efficiency.py).
+# static cells never show thermal defects and surfaces (benchmarks/data_efficiency.py: at the
+# hottest temperature the runs melted slabs and hurt the fit; at the middle one, from relaxed
+# cells, they gave thermal vacancies and surfaces at no loss).
 DEFECT_MD_KINDS = ("vacancy", "interstitial", "antisite", "surface")
 DEFECT_MD_RUNS = 3
 
@@ -161,9 +161,10 @@ class StandardExplorer:
                        decision: PolicyDecision, potential: Potential) -> list[MDRun]:
         """NVT MD at the decision's middle temperature (its hottest melts surfaces) from up to
         ``DEFECT_MD_RUNS`` of this iteration's defect and surface cells (one of each kind
-        first), each relaxed by the potential first; a cell whose relaxation extrapolates gets
-        no run (it is a candidate as it is, and the next potential knows more). The frames
-        keep the cell's class (``generator``)."""
+        first), each relaxed by the potential first. Like MD, the relaxation may go as far as
+        the halt threshold (its end is where the run starts to learn); a cell whose relaxation
+        goes beyond it gets no run (it is a candidate as it is, and the next potential knows
+        more). The frames keep the cell's class (``generator``)."""
         temperatures = sorted(decision.temperatures_k)
         temperature = temperatures[(len(temperatures) - 1) // 2]
         runs: dict[str, MDRun] = {}
@@ -171,7 +172,7 @@ class StandardExplorer:
             kind = str(candidate.provenance.get("generator"))
             if kind not in DEFECT_MD_KINDS or kind in runs or len(runs) == DEFECT_MD_RUNS:
                 continue
-            start = relaxed_within(candidate.atoms, potential, decision.gamma_collect)
+            start = relaxed_within(candidate.atoms, potential, decision.gamma_halt)
             if start is not None:
                 runs[kind] = self.md_run(
                     f"defect{len(runs):02d}_{kind}_{temperature:g}K",
