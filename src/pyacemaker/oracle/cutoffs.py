@@ -58,17 +58,28 @@ def converged_ecutwfc(element: str, dft: DftConfig) -> CutoffTest:
     upf = Path(dft.pseudo_dir) / dft.pseudopotentials[element]
     key = f"{hashlib.sha256(upf.read_bytes()).hexdigest()[:20]}-{TEST_FORMAT}"
     cache = cache_dir() / CACHE_FILE
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    known = _read_cache(cache)
     if key in known:
         return CutoffTest.model_validate(known[key])
     log.info("choosing the plane-wave cutoff for %s (%s): pw.x convergence test, once", element, upf.name)
     result = _convergence_test(element, dft)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
-    write_atomic(cache, json.dumps({**known, key: result.model_dump()}, indent=1))
+    write_atomic(cache, json.dumps({**_read_cache(cache), key: result.model_dump()}, indent=1))
     log.info("%s: ecutwfc %g Ry (forces within %g eV/A, stress %g GPa, energy differences %g "
              "meV/atom of %g Ry)", element, result.ecutwfc, *TOLERANCES.values(), REFERENCE_RY)
     return result
+
+
+def _read_cache(path: Path) -> dict:
+    """The cached tests; an unreadable cache is only a cache: warn and start afresh."""
+    if not path.is_file():
+        return {}
+    try:
+        known = json.loads(path.read_text())
+        return {k: CutoffTest.model_validate(v).model_dump() for k, v in known.items()}
+    except (OSError, ValueError, AttributeError) as err:
+        log.warning("ignoring the unreadable cutoff cache %s (%s); the tests run again", path, err)
+        return {}
 
 
 def test_cells(element: str) -> list[Atoms]:
