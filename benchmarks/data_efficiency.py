@@ -336,22 +336,21 @@ def maxvol_choice(projections, owners, grid: list[int], rng: np.random.Generator
 def maxvol_batch(projections, owners, chosen: set[int], n: int) -> list[int]:
     from pyace.activelearning import compute_A_active_inverse, compute_active_set, compute_extrapolation_grade
 
-    candidates, candidate_owner, extra = {}, {}, {}
-    for species, rows in projections.items():
-        taken = np.isin(owners[species], list(chosen))
-        candidates[species], candidate_owner[species] = rows[~taken].copy(), owners[species][~taken]
-        extra[species] = rows[taken].copy()
-    active, picked_rows = compute_active_set(candidates, candidate_owner, tol=1.01,
+    free = {s: ~np.isin(owners[s], list(chosen)) for s in projections}
+    candidates = {s: projections[s][free[s]] for s in projections}  # fancy indexing: copies
+    candidate_owner = {s: owners[s][free[s]] for s in projections}
+    extra = {s: projections[s][~free[s]] for s in projections}
+    # compute_active_set stacks the extra rows onto its (copied) arguments
+    active, picked_rows = compute_active_set({s: c.copy() for s, c in candidates.items()},
+                                             dict(candidate_owner), tol=1.01,
                                              extra_A0_projections_dict=extra)
     votes = Counter(int(i) for inds in picked_rows.values() for i in inds if i >= 0)
     picked = [i for i, _ in votes.most_common()][:n]
     if len(picked) < n:
-        inverse = compute_A_active_inverse(active)
-        grades = compute_extrapolation_grade(
-            {s: projections[s][~np.isin(owners[s], list(chosen))] for s in projections}, inverse)
+        grades = compute_extrapolation_grade(candidates, compute_A_active_inverse(active))
         gamma = Counter()
         for species, grade in grades.items():
-            owner = owners[species][~np.isin(owners[species], list(chosen))]
+            owner = candidate_owner[species]
             for i, g in zip(owner.astype(int), np.abs(grade).reshape(len(owner), -1).max(axis=1),
                             strict=True):
                 gamma[int(i)] = max(gamma[int(i)], float(g))

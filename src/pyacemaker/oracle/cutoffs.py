@@ -82,7 +82,7 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
-def test_cells(element: str) -> list[Atoms]:
+def cutoff_test_cells(element: str) -> list[Atoms]:
     """The two displaced two-atom bcc cells of ``element``."""
     radius = covalent_radii[atomic_numbers[element]]
     a = 2 * 2 * radius / np.sqrt(3)  # nearest neighbours at twice the covalent radius
@@ -94,7 +94,7 @@ def test_cells(element: str) -> list[Atoms]:
 def _convergence_test(element: str, dft: DftConfig) -> CutoffTest:
     from pyacemaker.oracle.espresso import EspressoOracle
 
-    cells = test_cells(element)
+    cells = cutoff_test_cells(element)
     kspacing = 2 * np.pi / cells[0].cell[0, 0] / (TEST_KPOINTS - 0.1)  # TEST_KPOINTS^3 points
     smeared = {"system": {"occupations": "smearing", "smearing": "mv", "degauss": 0.02}}
     labels: dict[float, list[tuple[float, np.ndarray, np.ndarray]]] = {}
@@ -129,7 +129,7 @@ def _within(differences: dict[str, float]) -> bool:
 
 def _differences(labels, reference) -> dict[str, float]:
     """Largest deviations from the reference: forces, stress (GPa), energy difference (meV/atom)."""
-    force = max(np.abs(f - fr).max() for (_, f, _), (_, fr, _) in zip(labels, reference, strict=False))
-    stress = max(np.abs(s - sr).max() for (_, _, s), (_, _, sr) in zip(labels, reference, strict=False)) / GPa
+    force = max(np.abs(f - fr).max() for (_, f, _), (_, fr, _) in zip(labels, reference, strict=True))
+    stress = max(np.abs(s - sr).max() for (_, _, s), (_, _, sr) in zip(labels, reference, strict=True)) / GPa
     energy = 1000 * abs((labels[1][0] - labels[0][0]) - (reference[1][0] - reference[0][0]))
     return {"force": float(force), "stress": float(stress), "energy": float(energy)}

@@ -38,6 +38,7 @@ ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit over
 ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
 # environments, and an active set built from too few distinct ones makes gamma explode
 FIT_FILE = "fit.json"
+MAXVOL = {"tol": 1.001, "max_iters": 300}  # the active set's MaxVol, for .asi and pruning alike
 
 
 class FitResult(BaseModel):
@@ -257,7 +258,7 @@ def active_set_structures(structures: list[Atoms], bconf) -> list[Atoms]:
     with engine_call():
         projections, owners = compute_B_projections(bconf, [bare(a) for a in structures],
                                                     return_structure_ind_dict=True)
-        _, chosen = compute_active_set(projections, owners, tol=1.001, max_iters=300)
+        _, chosen = compute_active_set(projections, owners, **MAXVOL)
     keep = {int(i) for rows in chosen.values() for i in rows}
     return [a for k, a in enumerate(structures) if k in keep]
 
@@ -361,7 +362,7 @@ def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> No
     basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
     with engine_call():
         projections = compute_B_projections(bconf, [bare(a) for a in train])
-        active_set = compute_active_set(projections, tol=1.001, max_iters=300)
+        active_set = compute_active_set(projections, **MAXVOL)
         inverse = compute_A_active_inverse(active_set)
     save_active_inverse_set(str(potential.asi), inverse, elements_name=basis.elements_name)
     potential.save()
