@@ -72,7 +72,8 @@ def copper_dataset(seed: int = 7):
     made += [(p["generator"], a) for a, p in (rattle(cell, rng, rng.uniform(0.02, 0.1)) for _ in range(30))]
     made += [(p["generator"], a) for a, p in (strain(cell, rng, 0.05, 0.05) for _ in range(30))]
     made += [(p["generator"], a) for a, p in (vacancy(cell, rng, 0.05) for _ in range(15))]
-    made += [(p["generator"], a) for a, p in (r for r in (slab(cell, rng, 64, 0.05) for _ in range(15)) if r)]
+    slabs = (slab(cell, rng, 64, min_width=5.0, stdev=0.05) for _ in range(15))
+    made += [(p["generator"], a) for a, p in (r for r in slabs if r)]
     made += [("md", a) for t, s in ((600, 1), (1200, 2)) for a in copper_md(t, 25, s)]
     rows, tests, train, test = Counter(), Counter(), [], []
     for kind, atoms in made:

@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTINGS = ("stratified", "pool", "md")
 TARGETS = (2.0, 1.5, 1.2)  # force RMSE over the floor
 NEAR_EQUILIBRIUM = "md"
+CHUNK_FRAMES = 50  # frames per MD run of the pool
 
 
 # ---------------------------------------------------------------- pools
@@ -153,8 +154,15 @@ def rutile_surface() -> Atoms:
 
 def trajectories(spec: list[tuple[str, Callable[[], Atoms], float, int]], seed: int, scale: float,
                  ) -> list[Trajectory]:
-    return [Trajectory(kind, start, t, max(2, round(frames * scale)), seed + k)
-            for k, (kind, start, t, frames) in enumerate(spec)]
+    """One trajectory per ``(kind, start, temperature, frames)``, split into independent runs
+    of at most ``CHUNK_FRAMES`` frames so that two workers share the MD evenly."""
+    out = []
+    for k, (kind, start, t, frames) in enumerate(spec):
+        n = max(2, round(frames * scale))
+        parts = -(-n // CHUNK_FRAMES)
+        out += [Trajectory(kind, start, t, n // parts + (p < n % parts), seed + k + 1000 * p)
+                for p in range(parts)]
+    return out
 
 
 def copper(scale: float) -> System:
@@ -218,7 +226,8 @@ def labelled_pool(system: System, path: Path, which: str, console: Console) -> l
     out: list[Atoms] = []
     with console.status(f"{system.name}: MD for the {which} ({len(specs)} trajectories)"), \
             ProcessPoolExecutor(2) as workers:
-        for frames in workers.map(md_frames, [system] * len(specs), specs):
+        longest_first = sorted(specs, key=lambda t: -t.frames)
+        for frames in workers.map(md_frames, [system] * len(specs), longest_first):
             out += frames
     staging = path.with_suffix(".partial.db")
     staging.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from pyacemaker.structures.strategies import (
     antisite,
     interstitial,
     physical,
+    primitive_miller,
     rattle,
     slab,
     strain,
@@ -92,9 +93,22 @@ def test_strains_and_slabs_have_their_geometry():
         z = out.positions @ np.linalg.inv(out.cell.array)[:, 2]  # fractional along c
         thickness = (z.max() - z.min()) * np.linalg.norm(out.cell[2])
         assert np.linalg.norm(out.cell[2]) >= thickness + 2 * SLAB_VACUUM - 0.1  # vacuum each side
-    big = bulk("Cu", cubic=True) * (3, 3, 3)  # slabs start from the conventional cell
-    assert len(slab(big, rng, max_atoms=64)[0]) <= 64
-    assert slab(big, rng, max_atoms=5) is None  # not even two layers fit
+    big = bulk("Cu", cubic=True) * (3, 3, 3)  # slabs are cut from the primitive cell
+    out, info = slab(big, np.random.default_rng(1), max_atoms=64)
+    assert len(out) == info["layers"] == 4  # one atom per fcc layer in the smallest cell
+    assert slab(big, rng, max_atoms=3, min_width=3.5) is None  # 2 or 4 per layer: not two layers
+    wide, _ = slab(big, np.random.default_rng(1), max_atoms=64, min_width=6.0)
+    a, b = wide.cell.array[:2]
+    area = np.linalg.norm(np.cross(a, b))
+    assert min(area / np.linalg.norm(a), area / np.linalg.norm(b)) >= 6.0 - 1e-6
+
+
+def test_primitive_miller_maps_conventional_planes():
+    fcc = bulk("Cu", "fcc", a=3.61)  # primitive cell
+    conventional = bulk("Cu", "fcc", a=3.61, cubic=True)
+    # fcc primitive vectors (0, a/2, a/2) ...: the (100) plane is (011) of the primitive basis
+    assert primitive_miller(fcc, conventional, (1, 0, 0)) == (0, 1, 1)
+    assert primitive_miller(fcc, conventional, (1, 1, 1)) == (1, 1, 1)
 
 
 def test_physical_rejects_overlapping_atoms():
@@ -211,3 +225,26 @@ def test_the_hottest_conditions_are_the_cap_or_the_users():
         hotter = adapt(hotter, halts=0, md_runs=3, fixed_temperatures=False)
     assert hotter.at_hottest
     assert initial_decision(["Cu"], 0.04, temperatures_k=[300.0]).at_hottest
+
+
+def test_relaxation_halts_where_the_potential_leaves_what_it_knows(copper_fit):
+    from pyacemaker.structures.explore import relax_until_halt
+    from pyacemaker.validation.relax import relaxed
+
+    potential, _, _ = copper_fit  # fitted to bulk only: an interstitial starts far outside it
+    start, _ = interstitial(bulk("Cu", cubic=True) * (2, 2, 2), np.random.default_rng(0), 0.0)
+    calc, path = potential.calculator(with_gamma=True), []
+    relaxed(start, calc, fmax=0.02, max_steps=150,
+            stop=lambda: path.append(float(np.max(calc.results["gamma"]))) or False)
+    full = relax_until_halt(start, potential, np.inf)
+    assert not full.halted and full.steps == len(path) - 1 and full.gamma == pytest.approx(path[-1])
+    # a limit below the whole path: the start never enters the known region, so the
+    # relaxation runs to its end, which is the candidate
+    never = relax_until_halt(start, potential, min(path) / 2)
+    assert never.halted and never.steps == full.steps and never.gamma == pytest.approx(path[-1])
+    # a limit the path goes below and then above again: it halts at the first step beyond
+    rise = next(i for i in range(1, len(path) - 1) if path[i + 1] > path[i] and path[i] < path[0])
+    limit = (path[rise] + path[rise + 1]) / 2
+    halted = relax_until_halt(start, potential, limit)
+    assert halted.halted and halted.steps == rise + 1
+    assert halted.gamma == pytest.approx(path[rise + 1]) and halted.gamma > limit

@@ -27,8 +27,9 @@ CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")  # shipped in the chgnet wheel
 DFT_ENGINES = ("espresso", "vasp")  # a label costs minutes to hours: small cells, no validation cells
 # Seed cells for a DFT oracle unless the config sets them: the conventional or primitive cell
 # (Si: 8 atoms), not 2x2x2 of it. At ONCV 80 Ry, pw.x on 64 Si atoms had not finished one label
-# in 19 minutes on 2 cores.
-DFT_SEEDS = {"min_cell_width": 3.5, "max_atoms": 16}
+# in 19 minutes on 2 cores; at 45 Ry a rattled 16-atom cell took 3-7 minutes and a 16-atom
+# slab 8-12, against 1-2 minutes for 8 atoms. Slabs and defect cells obey the same limit.
+DFT_SEEDS = {"min_cell_width": 3.5, "max_atoms": 12}
 # Labels per step for a DFT oracle unless set: smaller batches let the selection steer more often
 # per label and keep an iteration within minutes.
 DFT_EXPLORATION = {"seed_labels": 20, "labels_per_iteration": 10}

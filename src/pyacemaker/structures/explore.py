@@ -123,7 +123,9 @@ class StandardExplorer:
         for candidate, gamma in zip(result.candidates, gammas, strict=True):
             candidate.gamma = float(gamma)
         runs = self.md_runs(starts, rng, decision)
-        runs += self.defect_md_runs(result.candidates, rng, decision, potential)
+        defect_runs, halted = self.defect_md_runs(result.candidates, rng, decision, potential)
+        runs += defect_runs
+        result.candidates += halted
         with progress_bar(self.show_progress) as progress, \
                 ThreadPoolExecutor(self.md_workers) as pool:
             task = progress.add_task("exploring (LAMMPS MD)", total=len(runs))
@@ -158,27 +160,37 @@ class StandardExplorer:
         return runs
 
     def defect_md_runs(self, candidates: list[Candidate], rng: np.random.Generator,
-                       decision: PolicyDecision, potential: Potential) -> list[MDRun]:
+                       decision: PolicyDecision, potential: Potential,
+                       ) -> tuple[list[MDRun], list[Candidate]]:
         """NVT MD at the decision's middle temperature (its hottest melts surfaces) from up to
         ``DEFECT_MD_RUNS`` of this iteration's defect and surface cells (one of each kind
-        first), each relaxed by the potential first. Like MD, the relaxation may go as far as
-        the halt threshold (its end is where the run starts to learn); a cell whose relaxation
-        goes beyond it gets no run (it is a candidate as it is, and the next potential knows
-        more). The frames keep the cell's class (``generator``)."""
+        first), each relaxed by the potential first. A relaxation that halts on gamma
+        (``relax_until_halt``) gives its end as a candidate of the cell's class instead of a
+        run: the next potential relaxes further along the same path, until the defect's own
+        minimum and its thermal neighbourhood are reached. The frames keep the cell's class
+        (``generator``)."""
         temperatures = sorted(decision.temperatures_k)
         temperature = temperatures[(len(temperatures) - 1) // 2]
         runs: dict[str, MDRun] = {}
+        halted: list[Candidate] = []
         for candidate in candidates:
             kind = str(candidate.provenance.get("generator"))
             if kind not in DEFECT_MD_KINDS or kind in runs or len(runs) == DEFECT_MD_RUNS:
                 continue
-            start = relaxed_within(candidate.atoms, potential, decision.gamma_halt)
-            if start is not None:
-                runs[kind] = self.md_run(
-                    f"defect{len(runs):02d}_{kind}_{temperature:g}K",
-                    str(candidate.provenance.get("origin", kind)), start, temperature, None, rng,
-                    decision, kind)
-        return list(runs.values())
+            relaxation = relax_until_halt(candidate.atoms, potential, decision.gamma_halt)
+            if relaxation is None:
+                continue
+            if relaxation.halted:
+                if relaxation.steps > 0:  # step 0 is the candidate itself
+                    halted.append(Candidate(relaxation.atoms, {
+                        **candidate.provenance, "relaxation_steps": relaxation.steps},
+                        relaxation.gamma))
+                continue
+            runs[kind] = self.md_run(
+                f"defect{len(runs):02d}_{kind}_{temperature:g}K",
+                str(candidate.provenance.get("origin", kind)), relaxation.atoms, temperature,
+                None, rng, decision, kind)
+        return list(runs.values()), halted
 
     def md_run(self, name: str, origin: str, atoms: Atoms, temperature: float,
                pressure: float | None, rng: np.random.Generator, decision: PolicyDecision,
@@ -257,7 +269,8 @@ class StandardExplorer:
             "vacancy": lambda a: vacancy(a, rng, s.rattle_stdev / 2),
             "interstitial": lambda a: interstitial(a, rng, s.rattle_stdev / 2),
             "antisite": lambda a: antisite(a, rng, s.rattle_stdev / 2),
-            "surface": lambda a: slab(a, rng, self.seeds.max_atoms, s.rattle_stdev / 2),
+            "surface": lambda a: slab(a, rng, self.seeds.max_atoms, self.seeds.min_cell_width,
+                                     s.rattle_stdev / 2),
             "swap": lambda a: swaps(a, rng, energy, hottest, SWAP_STEPS),
             "random": lambda a: self.random_crystal(a, rng),
         }
@@ -348,18 +361,51 @@ def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms
     return relaxed_within(scaled, potential, gamma_limit, cell=True) or scaled
 
 
-def relaxed_within(atoms: Atoms, potential: Potential, gamma_limit: float,
-                   cell: bool = False) -> Atoms | None:
-    """``atoms`` relaxed with the potential (ions, and the cell when ``cell``; ``RELAX_STEPS``
-    at most), or ``None`` when the relaxation fails or ends extrapolating (gamma above
-    ``gamma_limit``): there the potential's minimum means nothing."""
+@dataclass(frozen=True)
+class Relaxation:
+    """Where a relaxation with the potential ended, after ``steps`` force evaluations: at its
+    minimum, or ``halted`` where gamma is above the limit."""
+
+    atoms: Atoms
+    gamma: float
+    steps: int
+    halted: bool
+
+
+def relax_until_halt(atoms: Atoms, potential: Potential, gamma_limit: float,
+                     cell: bool = False) -> Relaxation | None:
+    """Relax ``atoms`` with the potential (ions, and the cell when ``cell``; ``RELAX_STEPS`` at
+    most) until it converges or, like MD's halt, gamma passes ``gamma_limit``: the structure
+    there is where the potential stops knowing the path. A start already beyond the limit (a
+    generated defect: an interstitial squeezed into a void) relaxes until it enters the known
+    region, and halts only when it leaves it again; one that never enters ends at the
+    potential's minimum, still ``halted``. ``None`` when the relaxation runs away."""
     calc = potential.calculator(with_gamma=True)
+    evaluations, entered = 0, False
+
+    def left_known_region() -> bool:
+        nonlocal evaluations, entered
+        evaluations += 1
+        inside = float(np.max(calc.results["gamma"])) <= gamma_limit
+        entered = entered or inside
+        return entered and not inside
+
     try:
-        ground = relaxed(atoms, calc, cell=cell, fmax=RELAX_FMAX, max_steps=RELAX_STEPS)
+        end = relaxed(atoms, calc, cell=cell, fmax=RELAX_FMAX, max_steps=RELAX_STEPS,
+                      stop=left_known_region)
     except CalculationFailed:
         return None
-    ground.get_potential_energy()
-    return bare(ground) if np.max(calc.results["gamma"]) <= gamma_limit else None
+    end.get_potential_energy()
+    gamma = float(np.max(calc.results["gamma"]))
+    return Relaxation(bare(end), gamma, evaluations - 1, gamma > gamma_limit)
+
+
+def relaxed_within(atoms: Atoms, potential: Potential, gamma_limit: float,
+                   cell: bool = False) -> Atoms | None:
+    """``atoms`` relaxed with the potential, or ``None`` when the relaxation runs away or
+    passes ``gamma_limit`` (there the potential's minimum means nothing)."""
+    relaxation = relax_until_halt(atoms, potential, gamma_limit, cell)
+    return None if relaxation is None or relaxation.halted else relaxation.atoms
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:

@@ -8,7 +8,9 @@ structure has two atoms closer than ``MIN_DISTANCE_FACTOR`` times their covalent
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -109,20 +111,44 @@ def antisite(atoms: Atoms, rng: np.random.Generator, stdev: float = 0.0) -> Resu
     return out, {"generator": "antisite", "exchanged": f"{a}-{b}"}
 
 
-def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int, stdev: float = 0.0) -> Result:
-    """A low-index slab of the start's conventional cell with vacuum on both sides, periodic in
-    all directions (pyace needs fully periodic cells), rattled by ``stdev``; as many layers as
-    fit in ``max_atoms`` (at most 4, at least 2)."""
+def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int, min_width: float = 0.0,
+         stdev: float = 0.0) -> Result:
+    """A low-index slab with vacuum on both sides, periodic in all directions (pyace needs fully
+    periodic cells), rattled by ``stdev``. The Miller index refers to the conventional cell;
+    the slab is cut from the primitive cell, so its in-plane cell is the smallest the plane
+    allows, repeated to ``min_width`` Angstrom in plane. As many layers as fit in ``max_atoms``
+    (at most 4, at least 2)."""
     miller = SLAB_MILLER[int(rng.integers(len(SLAB_MILLER)))]
-    atoms = conventional_cell(atoms)
-    one = surface(atoms, miller, 1, vacuum=None)
-    layers = min(4, max_atoms // max(1, len(one)))
+    conventional = conventional_cell(atoms)
+    lattice, indices = conventional, miller
+    primitive = standardized(conventional, to_primitive=True)
+    if primitive is not None and len(primitive) < len(conventional):
+        lattice, indices = primitive, primitive_miller(primitive, conventional, miller)
+    one = surface(lattice, indices, 1, vacuum=None)
+    a, b = one.cell.array[:2]
+    area = np.linalg.norm(np.cross(a, b))
+    in_plane = [max(1, math.ceil(min_width * np.linalg.norm(v) / area - 1e-9)) for v in (b, a)]
+    per_layer = len(one) * in_plane[0] * in_plane[1]
+    layers = min(4, max_atoms // per_layer)
     if layers < 2:
         return None
-    out = bare(surface(atoms, miller, layers, vacuum=SLAB_VACUUM, periodic=True))
+    out = bare(surface(lattice, indices, layers, vacuum=SLAB_VACUUM, periodic=True)
+               .repeat((*in_plane, 1)))
     out.pbc = True
     out.positions += rng.normal(0.0, stdev, out.positions.shape)
     return out, {"generator": "surface", "miller": list(miller), "layers": layers}
+
+
+def primitive_miller(primitive: Atoms, conventional: Atoms,
+                     miller: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The Miller index of the conventional cell's plane ``miller`` in the basis of the
+    ``primitive`` cell of the same lattice (smallest integers)."""
+    to_primitive = primitive.cell.array @ np.linalg.inv(conventional.cell.array)
+    scaled = [Fraction(float(x)).limit_denominator(12) for x in to_primitive @ np.array(miller)]
+    common = math.lcm(*(f.denominator for f in scaled))
+    whole = [int(f * common) for f in scaled]
+    divisor = math.gcd(*whole)
+    return tuple(w // divisor for w in whole)
 
 
 def conventional_cell(atoms: Atoms) -> Atoms:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -17,8 +18,10 @@ MAX_DISPLACEMENT = 1.5  # Angstrom from the start; beyond it atoms are falling i
 
 
 def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e-3,
-            max_steps: int = 300) -> Atoms:
+            max_steps: int = 300, stop: Callable[[], bool] | None = None) -> Atoms:
     """A copy of ``atoms`` relaxed with ``calc``: positions always, the cell too when ``cell``.
+    ``stop``, called after every force evaluation, ends the relaxation early when it returns
+    True (the structure where it did is returned).
 
     ``fmax`` is in eV/Angstrom (for the cell: the same number in eV/Angstrom^3 times volume, as
     ASE's cell filter defines it). The input is never modified. Returns the last structure
@@ -36,14 +39,16 @@ def relaxed(atoms: Atoms, calc: Calculator, cell: bool = False, fmax: float = 1e
     optimizer = BFGS(FrechetCellFilter(out) if cell else out, logfile=None)
     with warnings.catch_warnings():  # scipy's logm accuracy notes on large cell deformations
         warnings.simplefilter("ignore", RuntimeWarning)
-        _run(optimizer, out, start, volume, fmax, max_steps)
+        _run(optimizer, out, start, volume, fmax, max_steps, stop)
     return out
 
 
 def _run(optimizer: BFGS, out: Atoms, start: np.ndarray, volume: float, fmax: float,
-         max_steps: int) -> None:
-    """Step ``optimizer`` until converged, raising CalculationFailed on a runaway."""
+         max_steps: int, stop: Callable[[], bool] | None) -> None:
+    """Step ``optimizer`` until converged or stopped, raising CalculationFailed on a runaway."""
     for _ in optimizer.irun(fmax=fmax, steps=max_steps):
+        if stop is not None and stop():
+            return
         change = out.get_volume() / volume - 1.0
         moved = float(np.linalg.norm((out.get_scaled_positions(wrap=False) - start)
                                      @ out.cell.array, axis=1).max())
