@@ -35,9 +35,11 @@ import argparse
 import json
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -485,14 +487,17 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
     from pyace.activelearning import compute_B_projections
 
     workdir.mkdir(parents=True, exist_ok=True)
-    pool = labelled_pool(system, workdir / "pool.db", "pool", console)
-    test = labelled_pool(system, workdir / "test.db", "test", console)
+    seconds: dict[str, float] = {}
+    with timed(seconds, "pool and test (oracle MD, or the cache)"):
+        pool = labelled_pool(system, workdir / "pool.db", "pool", console)
+        test = labelled_pool(system, workdir / "test.db", "test", console)
     inner, outer = default_zbl_range(system.elements)
     settings = TrainerConfig(cutoff=default_cutoff(system.elements), zbl_inner=inner, zbl_outer=outer,
                              functions_per_element=system.functions, loss_stress=0.0)
     bconf = basis_config(system.elements, settings.cutoff, system.functions)
     baseline = ZBLCalculator(system.elements, inner, outer)
-    with console.status(f"{system.name}: design rows of {len(pool)} pool and {len(test)} test structures"):
+    with console.status(f"{system.name}: design rows of {len(pool)} pool and {len(test)} test structures"), \
+            timed(seconds, "design rows"):
         pool_rows, test_rows = design_rows(pool, bconf, baseline), design_rows(test, bconf, baseline)
         projections, owners = compute_B_projections(bconf, pool, return_structure_ind_dict=True)
     kinds = Counter(kind_of(a) for a in pool)
@@ -506,7 +511,8 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
     floor = score(pool_rows, list(range(len(pool))))
     curves: dict[str, list[list[tuple[int, dict]]]] = {"random": [], "maxvol": [], "loop": []}
     for seed in range(loop_seeds):
-        labels = loop_labels(system, seed, workdir / f"loop-{seed}", console)
+        with timed(seconds, "loop runs (or the cache)"):
+            labels = loop_labels(system, seed, workdir / f"loop-{seed}", console)
         everything = labels[max(labels)]
         rows = design_rows(everything, bconf, baseline)
         curves["loop"].append([(len(subset), score(rows, list(range(len(subset)))))
@@ -514,7 +520,8 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
     base = [n for n in (5, 10, 20, 40, 80, 160, 320) if n < len(pool)]
     grid = sorted({*base, *(n for run in curves["loop"] for n, _ in run if n < len(pool))})
     for seed in range(seeds):
-        with console.status(f"{system.name}: random and MaxVol subsets, seed {seed}"):
+        with console.status(f"{system.name}: random and MaxVol subsets, seed {seed}"), \
+                timed(seconds, "random and MaxVol subsets"):
             ways = {"random": random_choice(len(pool), grid, np.random.default_rng(seed)),
                     "maxvol": maxvol_choice(projections, owners, grid, np.random.default_rng(seed))}
             for way, chosen in ways.items():
@@ -522,7 +529,18 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
     if not curves["loop"]:
         del curves["loop"]
     summary = summarise(system.name, curves, floor, console)
-    return {**summary, "curves": curves, "pool": dict(kinds), "n_test": len(test)}
+    console.print(f"{system.name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    return {**summary, "curves": curves, "pool": dict(kinds), "n_test": len(test), "seconds": seconds}
+
+
+@contextmanager
+def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Add the enclosed block's wall time to ``seconds[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:

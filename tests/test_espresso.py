@@ -41,7 +41,7 @@ def rattled_si():
 def test_si_label_equals_a_direct_pw_run_of_the_same_input(tmp_path):
     config = si_config(tmp_path)
     assert (config.seeds.min_cell_width, config.seeds.max_atoms) == (3.5, 12)  # sized for DFT
-    assert (config.exploration.seed_labels, config.exploration.labels_per_iteration) == (20, 10)
+    assert (config.exploration.seed_labels, config.exploration.labels_per_iteration) == (16, 8)
     result = EspressoOracle(config.oracle, tmp_path / "dft").label(rattled_si())
     assert result.ok, result.reason
     forces = np.array(result.forces)
