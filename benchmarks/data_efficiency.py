@@ -191,7 +191,7 @@ def tiny_copper() -> System:
 def titania(scale: float) -> System:
     rare = [("hot", rutile, 2200, 10), ("compressed", partial(rutile, 0.97), 600, 10),
             ("vacancy", rutile_vacancy, 900, 10), ("surface", rutile_surface, 600, 10)]
-    pool = [("md", rutile, t, 100) for t in (300, 600, 900)] + rare
+    pool = [("md", rutile, t, 80) for t in (300, 600, 900)] + rare
     test = [("md", rutile, t, 10) for t in (300, 600, 900)] + [(k, s, t, 5) for k, s, t, _ in rare]
     loop = {"composition": "TiO2", "oracle": {"engine": "chgnet"}, "seeds": {"prototypes": ["rutile"]},
             "budget": {"max_iterations": 4, "max_labels": 120}}

@@ -189,6 +189,8 @@ def test_random_symmetric_crystal_keeps_the_composition():
     n = counts(atoms)
     assert n["O"] == 2 * n["Ti"] and len(atoms) <= 64 and physical(atoms, factor=0.5)
     assert info["generator"] == "random" and info["space_group"]
+    start = rutile()
+    assert atoms.get_volume() / len(atoms) == pytest.approx(start.get_volume() / len(start))
 
 
 def test_policy_adds_npt_when_md_is_quiet_and_drops_it_when_it_halts():

@@ -236,13 +236,19 @@ class StandardExplorer:
 
     def random_crystal(self, atoms: Atoms, rng: np.random.Generator,
                        ) -> tuple[Atoms, dict[str, Any]] | None:
-        """A random symmetric crystal (pyxtal) of the start's composition, in a cell fitted like
-        the seeds (``seeds.min_cell_width``, ``seeds.max_atoms``); ``None`` if none is found."""
+        """A random symmetric crystal (pyxtal) of the start's composition at the start's volume
+        per atom, in a cell fitted like the seeds (``seeds.min_cell_width``,
+        ``seeds.max_atoms``); ``None`` if none is found. Scaled to bond lengths alone, pyxtal's
+        cells can be open enough to be nearly isolated atoms (Cu: 63-79 Angstrom^3 per atom
+        against 12, 2.4 eV/atom above fcc; one such label made a linear fit's held-out force
+        error 7 times larger)."""
         counts = reduce_counts(Counter(atoms.get_chemical_symbols()))
         found = random_crystals(counts, 1, int(rng.integers(2**31)))
         if not found:
             return None
         origin, crystal = found[0]
+        dense = atoms.get_volume() / len(atoms) * len(crystal) / crystal.get_volume()
+        crystal.set_cell(crystal.cell.array * dense ** (1 / 3), scale_atoms=True)
         cell = fit_cell(origin, crystal, self.seeds, allow_primitive=True)
         return cell, {"generator": "random", "space_group": origin.removeprefix("random:")}
 
