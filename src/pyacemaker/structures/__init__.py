@@ -30,14 +30,6 @@ def voigt_strained(atoms: Atoms, component: int, value: float) -> Atoms:
     return out
 
 
-def cell_widths(atoms: Atoms) -> np.ndarray:
-    """Perpendicular widths ``V / |a_j x a_k|`` of the cell, Angstrom."""
-    cell = atoms.cell.array
-    volume = abs(np.linalg.det(cell))
-    return np.array([volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
-
-
 def standardized(atoms: Atoms, to_primitive: bool) -> Atoms | None:
     """spglib's standardized primitive or conventional cell (positions not idealized), or
     ``None`` when spglib finds no symmetry."""

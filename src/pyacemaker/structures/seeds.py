@@ -18,7 +18,7 @@ from ase.spacegroup import crystal
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.structures import cell_widths, standardized
+from pyacemaker.structures import standardized
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,14 @@ def _clean(atoms: Atoms) -> Atoms:
     """Fresh periodic copy with symbols, positions and cell only (no info, calc, constraints)."""
     return Atoms(atoms.get_chemical_symbols(), positions=atoms.positions.copy(),
                  cell=atoms.cell.array.copy(), pbc=True)
+
+
+def cell_widths(atoms: Atoms) -> np.ndarray:
+    """Perpendicular widths ``V / |a_j x a_k|`` of the cell, Angstrom."""
+    cell = atoms.cell.array
+    volume = abs(np.linalg.det(cell))
+    return np.array([volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)])
 
 
 def supercell_for_width(atoms: Atoms, min_width: float, max_atoms: int) -> Atoms:
