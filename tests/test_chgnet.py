@@ -9,7 +9,8 @@ from ase.spacegroup import crystal
 from pyacemaker.config import OracleConfig, config_from_dict, resolve
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.calculators import chgnet_calculator
-from pyacemaker.oracle.pool import label_all
+from pyacemaker.dispatch import LocalDispatcher, Task
+from pyacemaker.oracle.task import label
 
 pytest.importorskip("chgnet", reason="the chgnet extra is not installed (make test installs it)")
 
@@ -29,8 +30,13 @@ def test_labels_equal_the_calculators_direct_result(tmp_path):
         structures.append(atoms)
     settings = OracleConfig(engine="chgnet", model="0.3.0", workers=2)
     results = {}
-    label_all(settings, list(enumerate(structures)), results.__setitem__, tmp_path,
-              show_progress=False)
+    dispatcher = LocalDispatcher({"label": 2}, retries=0, show_progress=False)
+    try:
+        dispatcher.run("label", [Task(k, label, (settings, atoms))
+                                 for k, atoms in enumerate(structures)],
+                       results.__setitem__, "labelling")
+    finally:
+        dispatcher.close()
     direct = chgnet_calculator("0.3.0", {})
     for k, atoms in enumerate(structures):
         result = results[k]

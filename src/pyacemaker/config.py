@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Any, Literal
 
 import yaml
 from ase.data import atomic_numbers, covalent_radii
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pyacemaker.composition import all_metals, parse_composition
 from pyacemaker.errors import ConfigError
@@ -256,6 +264,76 @@ class DynamicsConfig(_Model):
     _command = field_validator("lammps_command")(classmethod(lambda cls, v: check_command(v)))
 
 
+WALLTIME = re.compile(r"^\d+:\d{2}:\d{2}$")
+
+
+class ExecutorConfig(_Model):
+    """Where tasks (labels, MD runs, fits) run: local worker processes, or Parsl's
+    HighThroughputExecutor on the local machine, a Slurm or a PBS Pro cluster. Tasks carry
+    their inputs and return their results as data: no shared file system is assumed."""
+
+    kind: Literal["local", "parsl"] = Field("local", description="local worker processes, or parsl")
+    provider: Literal["local", "slurm", "pbspro"] = Field(
+        "local", description="parsl: where blocks of workers start (this machine, sbatch or qsub)"
+    )
+    partition: str | None = Field(None, description="slurm: partition (sbatch --partition)")
+    queue: str | None = Field(None, description="pbspro: queue (qsub -q)")
+    account: str | None = Field(None, description="slurm or pbspro: account charged")
+    walltime: str = Field("01:00:00", description="slurm or pbspro: HH:MM:SS per block")
+    nodes_per_block: int = Field(1, ge=1, description="nodes of one batch job")
+    cores_per_node: int | None = Field(
+        None, ge=1, description="pbspro: cpus requested per node; slurm: --cpus-per-node"
+    )
+    max_blocks: int = Field(1, ge=1, description="batch jobs (blocks) at most at once")
+    cores_per_worker: float = Field(
+        1.0, gt=0, description="cores each worker owns (e.g. the MPI ranks of one pw.x)"
+    )
+    workers_per_node: int | None = Field(
+        None, ge=1, description="workers on one node; default: cores / cores_per_worker"
+    )
+    launcher: Literal["single", "srun", "mpiexec"] = Field(
+        "single", description="how a block starts its worker pool on its nodes"
+    )
+    worker_init: str = Field(
+        "", description="shell lines run before the workers start, e.g. 'module load qe; source "
+        "~/venv/bin/activate'"
+    )
+    scheduler_options: str = Field(
+        "", description="extra lines for the batch script header, e.g. '#SBATCH --qos=normal'"
+    )
+    worker_dir: str | None = Field(
+        None, description="folder on the compute nodes where workers run and keep their logs; "
+        "default: a temporary folder of the node"
+    )
+    address: str | None = Field(
+        None, description="address at which workers reach this machine; default: its hostname "
+        "for slurm and pbspro, 127.0.0.1 for local"
+    )
+    retries: int = Field(2, ge=0, description="resubmissions of a task whose worker was lost")
+    task_timeout_s: float | None = Field(
+        None, gt=0, description="seconds before a task is given up and retried (parsl); the "
+        "engines' own timeouts apply inside every task"
+    )
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, walltime: str) -> str:
+        if not WALLTIME.match(walltime):
+            raise ValueError(f"walltime '{walltime}' is not HH:MM:SS, e.g. 02:00:00")
+        return walltime
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> ExecutorConfig:
+        misplaced = {"partition": "slurm", "queue": "pbspro"}
+        for name, provider in misplaced.items():
+            if getattr(self, name) is not None and self.provider != provider:
+                raise ValueError(f"'{name}' is a {provider} setting; set provider: {provider} "
+                                 f"or remove {name}")
+        if self.kind == "local" and self.provider != "local":
+            raise ValueError(f"provider '{self.provider}' needs kind: parsl")
+        return self
+
+
 class TrainerConfig(_Model):
     """ACE fit (linear with pyace, or nonlinear with pacemaker) on reference minus ZBL baseline."""
 
@@ -350,6 +428,7 @@ class Config(_Model):
     seeds: SeedsConfig = Field(default_factory=SeedsConfig)
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
@@ -611,20 +690,21 @@ def dump_config(config: Config) -> str:
 
 def check_resumable(stored: Config, new: Config) -> None:
     """Refuse to resume a workdir with settings that change what the run computes; budget,
-    targets, worker counts, validation and how LAMMPS is started (``dynamics``) may change."""
+    targets, worker counts, validation, how LAMMPS is started (``dynamics``) and where tasks run
+    (``executor``) may change."""
     old, cur = (_fixed_settings(c) for c in (stored, new))
     changed = _diff_keys(old, cur)
     if changed:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
-            f"({', '.join(changed)} changed); only budget, targets, validation, dynamics and workers may "
+            f"({', '.join(changed)} changed); only budget, targets, validation, dynamics, executor and workers may "
             "change on resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
         )
 
 
 def _fixed_settings(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics",
-                                                        "validation"})
+                                                        "validation", "executor"})
     data["oracle"].pop("workers")
     for code in ("dft", "vasp"):
         for how_to_run in ("command", "timeout_s"):  # may differ between machines

@@ -13,7 +13,7 @@ Workdir layout::
     iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
     iterations/iter_NNN/md/RUN/      LAMMPS input, log and dumps of each MD run
     iterations/iter_NNN/validation/  validation.json and validation_report.html
-    dft/HASH/attempt_N/    pw.x input and output of each attempt (espresso)
+    dft/HASH/attempt_N/    inputs and outputs of each DFT attempt, gzip-compressed
     potential/             copy of the latest potential
     validation_report.html the latest potential's report
     run.log                the log of every session
@@ -37,8 +37,10 @@ from pyacemaker import timing
 from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
+from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher
 from pyacemaker.dynamics.md import LammpsEngine
-from pyacemaker.oracle.pool import label_all
+from pyacemaker.oracle import task as label_task
+from pyacemaker.oracle.base import LabelResult
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.explore import Explorer, StandardExplorer
@@ -75,6 +77,7 @@ class Workflow:
         self.explorer = explorer or standard_explorer(config, show_progress)
         self.state = WorkflowState()
         self.dataset: Dataset | None = None
+        self.dispatcher: Dispatcher | None = None
 
     # ------------------------------------------------------------------ driver
 
@@ -95,6 +98,7 @@ class Workflow:
                 log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
             phases = {"explore": self.explore, "label": self.label, "train": self.train,
                       "evaluate": self.evaluate}
+            self.dispatcher = self.make_dispatcher()
             while self.state.phase != "done":
                 self.timed(phases)
                 self.state.save(self.workdir)
@@ -102,9 +106,19 @@ class Workflow:
             self.console.print(history_table(self.state, self.config.targets))
             return self.state
         finally:
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+                self.dispatcher = None
             logger.removeHandler(handler)
             logger.setLevel(level)
             handler.close()
+
+    def make_dispatcher(self) -> Dispatcher:
+        """Where this run's tasks go (``executor``); local pools sized by the worker counts."""
+        workers = {"label": self.config.oracle.workers, "md": self.config.dynamics.workers,
+                   "fit": 1}
+        return make_dispatcher(self.config.executor, workers, self.workdir / "parsl",
+                               self.show_progress)
 
     def timed(self, phases: dict[str, Callable[[], None]]) -> None:
         """Run the current phase; add its wall and engine time to its iteration's record."""
@@ -187,15 +201,24 @@ class Workflow:
         log.info("iteration %d: labelling %d structures with %s", i, len(pending),
                  self.config.oracle.engine)
         record = self.state.record(i)
-        record.label_seconds += _timed(lambda: label_all(
-            self.config.oracle, pending, self.dataset.store_label, self.workdir / "dft",
-            self.show_progress))
+        tasks = [Task(row_id, label_task.label, (self.config.oracle, atoms))
+                 for row_id, atoms in pending]
+        record.label_seconds += _timed(lambda: self.dispatcher.run(
+            "label", tasks, self.store_label, f"labelling ({self.config.oracle.engine})"))
         record.labels_total = self.dataset.count(status=LABELLED)
         record.failed_total = self.dataset.count(status=FAILED)
         if record.failed_total:
             log.warning("%d structures failed to label so far (kept with their reasons)",
                         record.failed_total)
         self.state.phase = "train"
+
+    def store_label(self, row_id: int, result: LabelResult) -> None:
+        """Keep a label's files under ``dft/`` (gzip-compressed), then the label itself."""
+        for name, data in result.logs.items():
+            path = self.workdir / "dft" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data)
+        self.dataset.store_label(row_id, result)
 
     def train(self) -> None:
         """Fit this iteration's potential (skipped if the fit already finished)."""

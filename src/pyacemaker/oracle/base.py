@@ -22,6 +22,9 @@ class LabelResult(BaseModel):
     reason: str = Field("", description="why the calculation failed")
     seconds: float = Field(0.0, description="wall time, s")
     settings: dict[str, Any] = Field(default_factory=dict, description="oracle settings used")
+    logs: dict[str, bytes] = Field(
+        default_factory=dict, exclude=True, description="files kept for inspection, "
+        "gzip-compressed, by relative path (e.g. HASH/attempt_0/espresso.pwo.gz)")
 
 
 def recorded_settings(config: OracleConfig) -> dict[str, Any]:

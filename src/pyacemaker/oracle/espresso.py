@@ -55,9 +55,10 @@ class TimedEspressoProfile(EspressoProfile):
 
 
 class EspressoOracle(HealingOracle):
-    """Labels structures with pw.x; ``scratch`` holds one folder per structure."""
+    """Labels structures with pw.x in folders under ``scratch`` (a local folder)."""
 
     ladder = HEALING_LADDER
+    kept_files = ("espresso.pwi", OUTPUT)
 
     def __init__(self, settings: OracleConfig, scratch: Path) -> None:
         super().__init__(recorded_settings(settings), scratch,

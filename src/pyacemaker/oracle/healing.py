@@ -1,14 +1,18 @@
 """File-based reference codes that heal their own failures (Quantum ESPRESSO, VASP).
 
-An oracle here runs each attempt in its own folder (``<scratch>/<structure hash>/attempt_N``).
-A failed attempt is classified and retried one rung further along the code's ladder of safer
-settings; after ``max_attempts`` the structure comes back as a failed label (kept in the
-dataset with its reasons: quarantined) and the run goes on. Every attempt is recorded.
+An oracle here runs each attempt in its own folder (``<scratch>/<hash>-XXXX/attempt_N``, a
+fresh folder of its own that it removes afterwards). A failed attempt is classified and retried
+one rung further along the code's ladder of safer settings; after ``max_attempts`` the
+structure comes back as a failed label (kept in the dataset with its reasons: quarantined) and
+the run goes on. Every attempt is recorded, and the files worth keeping (``kept_files``) come
+back gzip-compressed in the result as ``<hash>/attempt_N/<name>.gz``: the driver stores them.
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -37,6 +41,7 @@ class HealingOracle(ABC):
     configured; later rungs: ever safer changes)."""
 
     ladder: tuple[dict[str, Any], ...] = ({},)
+    kept_files: tuple[str, ...] = ()  # inputs and outputs kept for inspection, per attempt
 
     def __init__(self, settings: dict[str, Any], scratch: Path, max_attempts: int) -> None:
         self.settings = settings
@@ -53,9 +58,23 @@ class HealingOracle(ABC):
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy, forces and stress, healing failures; a failure after the ladder is data."""
-        folder = self.scratch / structure_hash(atoms)[:16]
-        if folder.exists():
-            shutil.rmtree(folder)  # an interrupted earlier try of the same structure
+        name = structure_hash(atoms)[:16]
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch))
+        try:
+            result = self._label(atoms, folder, name)
+            result.logs = self.kept(folder, name)
+        finally:
+            shutil.rmtree(folder)
+        return result
+
+    def kept(self, folder: Path, name: str) -> dict[str, bytes]:
+        """The ``kept_files`` of every attempt in ``folder``, gzip-compressed, keyed
+        ``<name>/attempt_N/<file>.gz``."""
+        return {f"{name}/{path.parent.name}/{path.name}.gz": gzip.compress(path.read_bytes())
+                for path in sorted(folder.glob("attempt_*/*")) if path.name in self.kept_files}
+
+    def _label(self, atoms: Atoms, folder: Path, name: str) -> LabelResult:
         attempts: list[dict[str, Any]] = []
         start = time.perf_counter()
         for rung in range(self.max_attempts):
@@ -67,7 +86,7 @@ class HealingOracle(ABC):
             if outcome.failure is None and not (
                     np.isfinite(outcome.energy) and np.all(np.isfinite(outcome.forces))):
                 outcome = Attempt(failure="non-finite energy or forces")
-            attempts.append({"attempt": rung, "folder": str(directory),
+            attempts.append({"attempt": rung, "folder": f"{name}/attempt_{rung}",
                              "changes": self.ladder[rung], "failure": outcome.failure,
                              "seconds": round(time.perf_counter() - began, 3)})
             if outcome.failure is None:

@@ -41,9 +41,10 @@ def potcar_paths(elements: list[str], pp_path: Path, setups: str) -> dict[str, P
 
 
 class VaspOracle(HealingOracle):
-    """Labels structures with VASP; ``scratch`` holds one folder per structure."""
+    """Labels structures with VASP in folders under ``scratch`` (a local folder)."""
 
     ladder = HEALING_LADDER
+    kept_files = ("INCAR", "KPOINTS", "OSZICAR", "OUTCAR", "vasp.out")
 
     def __init__(self, settings: OracleConfig, scratch: Path) -> None:
         super().__init__(recorded_settings(settings), scratch,

@@ -1,0 +1,287 @@
+"""Where tasks run: local worker processes (the default) or Parsl's HighThroughputExecutor on
+this machine, a Slurm or a PBS Pro cluster.
+
+A task is a module-level function and its arguments, all data (structures, settings, file
+contents); it returns data. Workers never see the driver's workdir: the driver alone stores
+what comes back, through ``on_result`` as each task finishes, so a lost worker or a killed
+batch job loses nothing stored. A task whose worker dies is resubmitted up to ``retries``
+times; an error raised by the task itself stops the phase (the engines report their own
+per-structure failures as data).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pyacemaker.config import ExecutorConfig
+from pyacemaker.errors import CalculationFailed
+from pyacemaker.timing import record
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["label", "md", "fit"]
+POLL_S = 1.0  # how often the live status is refreshed, seconds
+DEFAULT_WORKER_DIR = "${TMPDIR:-/tmp}/pyacemaker-workers"
+
+
+@dataclass(frozen=True)
+class Task:
+    """``function(*args)`` under the name ``key``; ``function`` must be importable by name."""
+
+    key: Any
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+OnResult = Callable[[Any, Any], None]
+
+
+class Dispatcher(Protocol):
+    """Runs tasks of one kind and hands each result to ``on_result(key, result)``."""
+
+    def run(self, kind: Kind, tasks: list[Task], on_result: OnResult, description: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def make_dispatcher(settings: ExecutorConfig, workers: dict[Kind, int], run_dir: Path,
+                    show_progress: bool = True) -> Dispatcher:
+    """The dispatcher for ``settings``: ``workers`` sizes the local pools; Parsl keeps its
+    logs and batch scripts in ``run_dir`` (on the driver's machine)."""
+    if settings.kind == "parsl":
+        return ParslDispatcher(settings, run_dir, show_progress)
+    return LocalDispatcher(workers, settings.retries, show_progress)
+
+
+def timed_call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float]:
+    """``function(*args)`` and the wall-clock epochs it ran between (runs on the worker)."""
+    start = time.time()
+    result = function(*args)
+    return result, start, time.time()
+
+
+def status_bar(show: bool) -> Progress:
+    """A progress bar with a status column (tasks queued and running, blocks)."""
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), disable=not show)
+
+
+# --------------------------------------------------------------------------- local
+
+
+def _start_worker() -> None:
+    """Worker initialiser: one engine thread per process."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+class LocalDispatcher:
+    """Labels in spawned worker processes, MD runs in threads (each runs LAMMPS as a
+    subprocess), fits in the driver itself. Pools live as long as the dispatcher."""
+
+    def __init__(self, workers: dict[Kind, int], retries: int, show_progress: bool = True) -> None:
+        self.workers = workers
+        self.retries = retries
+        self.show_progress = show_progress
+        self._pools: dict[Kind, ProcessPoolExecutor | ThreadPoolExecutor] = {}
+
+    def pool(self, kind: Kind) -> ProcessPoolExecutor | ThreadPoolExecutor:
+        if kind not in self._pools:
+            n = self.workers.get(kind, 1)
+            if kind == "label":
+                self._pools[kind] = ProcessPoolExecutor(
+                    n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+            else:
+                self._pools[kind] = ThreadPoolExecutor(n)
+        return self._pools[kind]
+
+    def run(self, kind: Kind, tasks: list[Task], on_result: OnResult, description: str) -> None:
+        if not tasks:
+            return
+        if kind == "fit":
+            for task in tasks:
+                result, start, end = timed_call(task.function, task.args)
+                record(start, end)
+                on_result(task.key, result)
+            return
+        losses = dict.fromkeys(range(len(tasks)), 0)
+        with status_bar(self.show_progress) as progress:
+            bar = progress.add_task(description, total=len(tasks), status="")
+            remaining = set(range(len(tasks)))
+            while remaining:
+                remaining = self._run_once(kind, tasks, remaining, on_result, progress, bar)
+                for index in remaining:
+                    losses[index] += 1
+                    if losses[index] > self.retries:
+                        raise CalculationFailed(
+                            f"task {tasks[index].key} lost its worker {losses[index]} times; "
+                            "the results stored so far are kept: run again to resume")
+                if remaining:
+                    log.warning("a %s worker died; resubmitting %d unfinished tasks", kind,
+                                len(remaining))
+
+    def _run_once(self, kind: Kind, tasks: list[Task], indices: set[int], on_result: OnResult,
+                  progress: Progress, bar: Any) -> set[int]:
+        """Submit ``indices``; store results as they come. Returns the indices left unfinished
+        because the worker pool broke (a worker process died)."""
+        pool = self.pool(kind)
+        futures: dict[Future, int] = {
+            pool.submit(timed_call, tasks[i].function, tasks[i].args): i for i in sorted(indices)}
+        slots = self.workers.get(kind, 1)
+        left = set(indices)
+        try:
+            while futures:
+                running = min(slots, len(futures))
+                progress.update(bar, status=f"{len(futures) - running} queued · {running} running")
+                done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = futures.pop(future)
+                    result, start, end = future.result()
+                    record(start, end)
+                    on_result(tasks[index].key, result)
+                    left.discard(index)
+                    progress.advance(bar)
+        except BrokenProcessPool:
+            self._pools.pop(kind).shutdown(wait=False, cancel_futures=True)
+            return left
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return set()
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()
+
+
+# --------------------------------------------------------------------------- parsl
+
+
+class ParslDispatcher:
+    """Every task goes to one Parsl HighThroughputExecutor; its blocks are batch jobs of the
+    configured provider. Parsl resubmits a task whose worker or block was lost."""
+
+    def __init__(self, settings: ExecutorConfig, run_dir: Path, show_progress: bool = True) -> None:
+        from parsl.app.app import python_app
+        from parsl.dataflow.dflow import DataFlowKernel
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.show_progress = show_progress
+        self.dfk = DataFlowKernel(parsl_config(settings, run_dir))
+        self.executor = self.dfk.executors["pyacemaker"]
+        self.app = python_app(timed_call, data_flow_kernel=self.dfk, executors=["pyacemaker"])
+
+    def run(self, kind: Kind, tasks: list[Task], on_result: OnResult, description: str) -> None:
+        if not tasks:
+            return
+        options = {"walltime": self.settings.task_timeout_s} if self.settings.task_timeout_s else {}
+        futures = {self.app(task.function, task.args, **options): task for task in tasks}
+        with status_bar(self.show_progress) as progress:
+            bar = progress.add_task(description, total=len(tasks), status="")
+            try:
+                while futures:
+                    progress.update(bar, status=self.status(len(futures)))
+                    done, _ = wait(futures, timeout=POLL_S * 2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task = futures.pop(future)
+                        result, start, end = self.result(task, future)
+                        record(start, end)
+                        on_result(task.key, result)
+                        progress.advance(bar)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def result(self, task: Task, future: Future) -> tuple[Any, float, float]:
+        """The task's result; a task Parsl gave up on (after its retries) becomes
+        CalculationFailed naming the task and the cause."""
+        try:
+            return future.result()
+        except Exception as err:
+            raise CalculationFailed(
+                f"task {task.key} failed on the cluster after {self.settings.retries} "
+                f"resubmissions ({type(err).__name__}: {err}); the results stored so far are "
+                f"kept: run again to resume. Parsl's logs: {self.dfk.run_dir}") from err
+
+    def status(self, unfinished: int) -> str:
+        """Tasks queued, running and blocks requested/connected (best effort: the interchange
+        may be busy)."""
+        try:
+            managers = self.executor.connected_managers()
+            running = sum(m["tasks"] for m in managers)
+            connected = len(self.executor.connected_blocks())
+        except Exception:  # noqa: BLE001 - a status line must never stop the run
+            return f"{unfinished} unfinished"
+        requested = len(self.executor.blocks_to_job_id)
+        return (f"{unfinished - running} queued · {running} running · "
+                f"blocks {connected}/{requested} connected")
+
+    def close(self) -> None:
+        self.dfk.cleanup()
+
+
+def parsl_config(settings: ExecutorConfig, run_dir: Path):
+    """Parsl's Config for ``settings``: one HighThroughputExecutor named ``pyacemaker``."""
+    from parsl.addresses import address_by_hostname
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+
+    worker_dir = settings.worker_dir or DEFAULT_WORKER_DIR
+    executor = HighThroughputExecutor(
+        label="pyacemaker",
+        provider=parsl_provider(settings, worker_dir),
+        address=settings.address or ("127.0.0.1" if settings.provider == "local"
+                                     else address_by_hostname()),
+        cores_per_worker=settings.cores_per_worker,
+        max_workers_per_node=settings.workers_per_node,
+        worker_logdir_root=worker_dir,
+        heartbeat_period=10,
+        heartbeat_threshold=60,
+    )
+    return Config(executors=[executor], run_dir=str(run_dir), retries=settings.retries,
+                  strategy="simple", max_idletime=60.0, usage_tracking=0)
+
+
+def worker_init(settings: ExecutorConfig, worker_dir: str) -> str:
+    """Shell lines a block runs before its workers: the worker folder, this Python
+    environment's ``bin`` first on PATH (used where the nodes see it), the user's lines."""
+    lines = [f'mkdir -p "{worker_dir}"', f'cd "{worker_dir}"',
+             f'export PATH="{Path(sys.executable).parent}:$PATH"', settings.worker_init]
+    return "\n".join(line for line in lines if line)
+
+
+def parsl_provider(settings: ExecutorConfig, worker_dir: str):
+    """The Parsl provider (local, slurm or pbspro) with its launcher."""
+    from parsl.launchers import MpiExecLauncher, SingleNodeLauncher, SrunLauncher
+    from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
+
+    launcher = {"single": SingleNodeLauncher, "srun": SrunLauncher,
+                "mpiexec": MpiExecLauncher}[settings.launcher]()
+    common = {"nodes_per_block": settings.nodes_per_block, "init_blocks": 1, "min_blocks": 0,
+              "max_blocks": settings.max_blocks, "launcher": launcher,
+              "worker_init": worker_init(settings, worker_dir)}
+    if settings.provider == "slurm":
+        return SlurmProvider(partition=settings.partition, account=settings.account,
+                             walltime=settings.walltime, cores_per_node=settings.cores_per_node,
+                             scheduler_options=settings.scheduler_options, exclusive=False,
+                             cmd_timeout=60, **common)
+    if settings.provider == "pbspro":
+        return PBSProProvider(queue=settings.queue, account=settings.account,
+                              walltime=settings.walltime, cpus_per_node=settings.cores_per_node or 1,
+                              scheduler_options=settings.scheduler_options, **common)
+    return LocalProvider(**common)

@@ -1,0 +1,41 @@
+"""Labelling as a task: a function of data that runs in any worker, on any machine.
+
+The oracle is built once per worker process and kept for the settings it was built with
+(CHGNet takes seconds to load); file-based codes work in the worker's temporary folder and
+return the files worth keeping inside the result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ase import Atoms
+
+from pyacemaker.config import OracleConfig
+from pyacemaker.oracle.base import LabelResult, Oracle
+
+_oracles: dict[str, Oracle] = {}
+
+
+def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
+    """The oracle for ``settings``; file-based engines work in folders under ``scratch``."""
+    if settings.engine == "espresso":
+        from pyacemaker.oracle.espresso import EspressoOracle
+
+        return EspressoOracle(settings, scratch)
+    if settings.engine == "vasp":
+        from pyacemaker.oracle.vasp import VaspOracle
+
+        return VaspOracle(settings, scratch)
+    from pyacemaker.oracle.calculators import CalculatorOracle
+
+    return CalculatorOracle(settings)
+
+
+def label(settings: OracleConfig, atoms: Atoms) -> LabelResult:
+    """The reference label of ``atoms``; a failed calculation is a result with its reason."""
+    key = settings.model_dump_json()
+    if key not in _oracles:
+        _oracles[key] = make_oracle(settings, Path(tempfile.gettempdir()) / "pyacemaker-labels")
+    return _oracles[key].label(atoms)
