@@ -7,9 +7,9 @@ import pytest
 from ase.spacegroup import crystal
 
 from pyacemaker.config import OracleConfig, config_from_dict, resolve
+from pyacemaker.dispatch import LocalDispatcher, Task
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.calculators import chgnet_calculator
-from pyacemaker.dispatch import LocalDispatcher, Task
 from pyacemaker.oracle.task import label
 
 pytest.importorskip("chgnet", reason="the chgnet extra is not installed (make test installs it)")

@@ -4,8 +4,8 @@ few seconds: 2-atom Si, Debian's norm-conserving Si.pbe-rrkj.UPF at 20 Ry, a coa
 
 from __future__ import annotations
 
-import json
 import gzip
+import json
 import shutil
 import subprocess
 
@@ -58,7 +58,8 @@ def test_si_label_equals_a_direct_pw_run_of_the_same_input(tmp_path):
     assert not list((tmp_path / "dft").iterdir())
     direct = tmp_path / "direct"
     direct.mkdir()
-    (direct / "espresso.pwi").write_bytes(gzip.decompress(result.logs[f"{attempt['folder']}/espresso.pwi.gz"]))
+    pwi = result.logs[f"{attempt['folder']}/espresso.pwi.gz"]
+    (direct / "espresso.pwi").write_bytes(gzip.decompress(pwi))
     with open(direct / "out.pwo", "w") as out:
         subprocess.run(["pw.x", "-in", "espresso.pwi"], cwd=direct, stdout=out, check=True)
     reference = read(direct / "out.pwo", format="espresso-out")
