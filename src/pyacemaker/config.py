@@ -698,7 +698,8 @@ def check_resumable(stored: Config, new: Config) -> None:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
             f"({', '.join(changed)} changed); only budget, targets, validation, dynamics, "
-            "executor and workers may change on resume. Use a new workdir, or restore those fields from config.resolved.yaml there."
+            "executor and workers may change on resume. Use a new workdir, or restore those "
+            "fields from config.resolved.yaml there."
         )
 
 
