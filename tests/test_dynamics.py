@@ -246,7 +246,8 @@ def test_doctor_reports_the_plugin_and_a_missing_one(tmp_path, monkeypatch):
 
 
 def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_path):
-    from pyacemaker.config import ExplorationConfig
+    from pyacemaker.config import DynamicsConfig, ExplorationConfig
+    from pyacemaker.dispatch import LocalDispatcher
     from pyacemaker.structures.explore import StandardExplorer
     from pyacemaker.structures.policy import initial_decision
     from pyacemaker.structures.strategies import physical
@@ -255,7 +256,8 @@ def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_
                                  gamma_halt=3.0)
     decision = initial_decision(ELEMENTS, 0.05, temperatures_k=[300.0, 8000.0])
     starts = [("prototype:alloy", alloy(5, rattle=0.0))]
-    result = StandardExplorer(settings, LammpsEngine(), show_progress=False).explore(
+    local = LocalDispatcher({"md": 2}, retries=0, show_progress=False)
+    result = StandardExplorer(settings, DynamicsConfig(), local).explore(
         starts, potential, 1, tmp_path / "md", decision)
     md = [c for c in result.candidates if c.provenance["generator"] == "md"]
     defect_runs = sorted(p.name for p in (tmp_path / "md").iterdir() if p.name.startswith("defect"))
@@ -272,14 +274,15 @@ def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_
     assert sorted(p.name for p in (tmp_path / "md").iterdir() if p.name not in defect_runs) == [
         "00_prototype_alloy_300K", "00_prototype_alloy_8000K"]
 
-    failing = StandardExplorer(settings, LammpsEngine(timeout_s=0.01), show_progress=False)
+    assert all((tmp_path / "md" / name / "log.lammps.gz").is_file() for name in defect_runs)
+    failing = StandardExplorer(settings, DynamicsConfig(timeout_s=0.01), local)
     result = failing.explore(starts, potential, 1, tmp_path / "md2", decision)
     assert len(result.md_failures) == result.md_runs > 2 and "timed out" in result.md_failures[0]
     assert result.candidates and all("md_step" not in c.provenance for c in result.candidates)
 
 
 def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path):
-    from pyacemaker.structures.explore import md_candidates
+    from pyacemaker.structures.candidates import md_candidates
 
     md = engine.run(alloy(7), potential, request(1500.0, steps=400, collect=1.02, halt=10.0),
                     tmp_path / "hot")
@@ -291,7 +294,7 @@ def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path
 
 
 def test_large_md_frames_are_embedded_around_their_highest_gamma_atom(engine, potential, tmp_path):
-    from pyacemaker.structures.explore import md_candidates
+    from pyacemaker.structures.candidates import md_candidates
 
     big = alloy(7) * (2, 2, 2)  # 256 atoms
     md = engine.run(big, potential, request(6000.0, steps=400, collect=1.5, halt=3.0),

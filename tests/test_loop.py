@@ -63,7 +63,7 @@ def test_two_iteration_emt_loop_leaves_everything_in_workdir(emt_run):
     state = WorkflowState.load(run)
     assert state.phase == "done" and "iteration budget" in state.stop_reason
     assert [r.iteration for r in state.history] == [0, 1, 2]
-    md_logs = list((run / "iterations" / "iter_001" / "md").glob("*/log.lammps"))
+    md_logs = list((run / "iterations" / "iter_001" / "md").glob("*/log.lammps.gz"))
     assert md_logs and len(md_logs) == state.history[1].md_runs  # exploration ran LAMMPS
     assert all(r.test_energy_rmse is not None for r in state.history)
     for r in state.history:  # where the time went, as the run recorded it

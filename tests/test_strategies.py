@@ -179,10 +179,11 @@ def test_embedded_cell_keeps_the_centre_neighbourhood():
 
 
 def test_random_symmetric_crystal_keeps_the_composition():
-    from pyacemaker.config import ExplorationConfig, SeedsConfig
+    from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
     from pyacemaker.structures.explore import StandardExplorer
 
-    explorer = StandardExplorer(ExplorationConfig(), engine=None, seeds=SeedsConfig())
+    explorer = StandardExplorer(ExplorationConfig(), DynamicsConfig(), dispatcher=None,
+                                seeds=SeedsConfig())
     made = explorer.random_crystal(rutile(), np.random.default_rng(3))
     assert made is not None
     atoms, info = made

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pyacemaker.config import ExecutorConfig
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.state import write_atomic
 from pyacemaker.timing import record
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,15 @@ def make_dispatcher(settings: ExecutorConfig, workers: dict[Kind, int], run_dir:
     if settings.kind == "parsl":
         return ParslDispatcher(settings, run_dir, show_progress)
     return LocalDispatcher(workers, settings.retries, show_progress)
+
+
+def store_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the files a task sent back (relative path -> content) under ``folder``, each
+    atomically (driver side)."""
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, content)
 
 
 def timed_call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float]:
@@ -175,19 +185,26 @@ class ParslDispatcher:
     configured provider. Parsl resubmits a task whose worker or block was lost."""
 
     def __init__(self, settings: ExecutorConfig, run_dir: Path, show_progress: bool = True) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.show_progress = show_progress
+        self.dfk: Any = None  # started by the first task, so that blocks are not idle before
+
+    def start(self) -> None:
+        """Start Parsl: its interchange here, its first block on the provider."""
         from parsl.app.app import python_app
         from parsl.dataflow.dflow import DataFlowKernel
 
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = settings
-        self.show_progress = show_progress
-        self.dfk = DataFlowKernel(parsl_config(settings, run_dir))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dfk = DataFlowKernel(parsl_config(self.settings, self.run_dir))
         self.executor = self.dfk.executors["pyacemaker"]
         self.app = python_app(timed_call, data_flow_kernel=self.dfk, executors=["pyacemaker"])
 
     def run(self, kind: Kind, tasks: list[Task], on_result: OnResult, description: str) -> None:
         if not tasks:
             return
+        if self.dfk is None:
+            self.start()
         options = {"walltime": self.settings.task_timeout_s} if self.settings.task_timeout_s else {}
         futures = {self.app(task.function, task.args, **options): task for task in tasks}
         with status_bar(self.show_progress) as progress:
@@ -232,7 +249,10 @@ class ParslDispatcher:
                 f"blocks {connected}/{requested} connected")
 
     def close(self) -> None:
-        self.dfk.cleanup()
+        """Stop the workers and cancel the blocks (a later task starts them again)."""
+        if self.dfk is not None:
+            self.dfk.cleanup()
+            self.dfk = None
 
 
 def parsl_config(settings: ExecutorConfig, run_dir: Path):

@@ -37,7 +37,7 @@ from pyacemaker import timing
 from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
-from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher
+from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher, store_files
 from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.oracle import task as label_task
 from pyacemaker.oracle.base import LabelResult
@@ -74,10 +74,10 @@ class Workflow:
         self.workdir = config.workdir
         self.console = console or Console()
         self.show_progress = show_progress
-        self.explorer = explorer or standard_explorer(config, show_progress)
+        self.dispatcher = self.make_dispatcher()
+        self.explorer = explorer or standard_explorer(config, self.dispatcher)
         self.state = WorkflowState()
         self.dataset: Dataset | None = None
-        self.dispatcher: Dispatcher | None = None
 
     # ------------------------------------------------------------------ driver
 
@@ -98,7 +98,6 @@ class Workflow:
                 log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
             phases = {"explore": self.explore, "label": self.label, "train": self.train,
                       "evaluate": self.evaluate}
-            self.dispatcher = self.make_dispatcher()
             while self.state.phase != "done":
                 self.timed(phases)
                 self.state.save(self.workdir)
@@ -106,9 +105,7 @@ class Workflow:
             self.console.print(history_table(self.state, self.config.targets))
             return self.state
         finally:
-            if self.dispatcher is not None:
-                self.dispatcher.close()
-                self.dispatcher = None
+            self.dispatcher.close()
             logger.removeHandler(handler)
             logger.setLevel(level)
             handler.close()
@@ -214,10 +211,7 @@ class Workflow:
 
     def store_label(self, row_id: int, result: LabelResult) -> None:
         """Keep a label's files under ``dft/`` (gzip-compressed), then the label itself."""
-        for name, data in result.logs.items():
-            path = self.workdir / "dft" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data)
+        store_files(self.workdir / "dft", result.logs)
         self.dataset.store_label(row_id, result)
 
     def train(self) -> None:
@@ -382,13 +376,11 @@ class Workflow:
         return [(a.info["origin"], a) for a in ase.io.read(path, ":", format="extxyz")]
 
 
-def standard_explorer(config: Config, show_progress: bool = True) -> StandardExplorer:
-    """The explorer with the configured LAMMPS; raises EngineSetupError naming the fix when
-    LAMMPS or its ML-PACE plugin is missing."""
-    engine = LammpsEngine(config.dynamics.lammps_command, config.dynamics.timeout_s)
-    engine.check()
-    return StandardExplorer(config.exploration, engine, config.dynamics.workers, show_progress,
-                            config.seeds)
+def standard_explorer(config: Config, dispatcher: Dispatcher) -> StandardExplorer:
+    """The explorer, its MD runs sent through ``dispatcher``; raises EngineSetupError naming
+    the fix when LAMMPS or its ML-PACE plugin is missing here."""
+    LammpsEngine(config.dynamics.lammps_command, config.dynamics.timeout_s).check()
+    return StandardExplorer(config.exploration, config.dynamics, dispatcher, config.seeds)
 
 
 def class_errors(fit: FitResult) -> dict[str, dict[str, float]]:

@@ -9,12 +9,10 @@ halt threshold.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,12 +21,12 @@ import numpy as np
 from ase import Atoms
 
 from pyacemaker.composition import reduce_counts
-from pyacemaker.config import ExplorationConfig, SeedsConfig
-from pyacemaker.dynamics.md import LammpsEngine, MDRequest, MDResult
-from pyacemaker.errors import CalculationFailed, ParseError
-from pyacemaker.progress import progress_bar
+from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
+from pyacemaker.dispatch import Dispatcher, Task, store_files
+from pyacemaker.dynamics.md import MDRequest
+from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare
-from pyacemaker.structures.embedding import embed
+from pyacemaker.structures.candidates import Candidate, MDOutcome, MDRun, run_md
 from pyacemaker.structures.policy import PolicyDecision
 from pyacemaker.structures.seeds import fit_cell, random_crystals
 from pyacemaker.structures.strategies import (
@@ -53,22 +51,12 @@ SEED_SCALES = (1.0, 0.95, 1.05, 0.9, 1.1, 0.85)  # linear scales of the seeds, m
 EQUILIBRATION_SCALES = np.linspace(0.85, 1.10, 11)  # scan for the potential's best volume
 RELAX_FMAX, RELAX_STEPS = 0.02, 150  # eV/Angstrom, BFGS steps: then the start's own relaxation
 SWAP_STEPS = 50  # Monte Carlo exchange attempts per swapped structure
-EMBEDDING_BUFFER = 2.0  # Angstrom beyond the cutoff kept around an embedded atom
 # Defect and surface cells made in an iteration that also get an MD run (one per kind first):
 # static cells never show thermal defects and surfaces (benchmarks/data_efficiency.py: at the
 # hottest temperature the runs melted slabs and hurt the fit; at the middle one, from relaxed
 # cells, they gave thermal vacancies and surfaces at no loss).
 DEFECT_MD_KINDS = ("vacancy", "interstitial", "antisite", "surface")
 DEFECT_MD_RUNS = 3
-
-
-@dataclass
-class Candidate:
-    """One structure that may be labelled; ``gamma`` is its largest per-atom grade."""
-
-    atoms: Atoms
-    provenance: dict[str, Any]
-    gamma: float = 0.0
 
 
 @dataclass
@@ -101,13 +89,12 @@ class StandardExplorer:
     current potential; reproducible per iteration (random streams and MD velocity seeds derive
     from ``random_seed`` and the iteration)."""
 
-    def __init__(self, settings: ExplorationConfig, engine: LammpsEngine, md_workers: int = 1,
-                 show_progress: bool = True, seeds: SeedsConfig | None = None) -> None:
+    def __init__(self, settings: ExplorationConfig, dynamics: DynamicsConfig,
+                 dispatcher: Dispatcher, seeds: SeedsConfig | None = None) -> None:
         self.settings = settings
         self.seeds = seeds or SeedsConfig()
-        self.engine = engine
-        self.md_workers = md_workers
-        self.show_progress = show_progress
+        self.dynamics = dynamics
+        self.dispatcher = dispatcher
 
     def explore(self, starts: list[tuple[str, Atoms]], potential: Potential | None,
                 iteration: int, folder: Path, decision: PolicyDecision | None = None,
@@ -126,22 +113,26 @@ class StandardExplorer:
         defect_runs, halted = self.defect_md_runs(result.candidates, rng, decision, potential)
         runs += defect_runs
         result.candidates += halted
-        with progress_bar(self.show_progress) as progress, \
-                ThreadPoolExecutor(self.md_workers) as pool:
-            task = progress.add_task("exploring (LAMMPS MD)", total=len(runs))
-            futures = [pool.submit(self.engine.run, run.atoms, potential, run.request,
-                                   folder / run.name) for run in runs]
-            for run, future in zip(runs, futures, strict=True):
-                md = future.result()
-                progress.advance(task)
-                result.md_runs += 1
-                result.halts += md.status == "halted"
-                if md.status == "failed":
-                    log.warning("MD run %s failed: %s (files in %s)", run.name, md.error, md.folder)
-                    result.md_failures.append(f"{run.name}: {md.error}")
-                result.candidates.extend(md_candidates(
-                    md, run.origin, self.settings.labels_per_iteration, self.seeds.max_atoms,
-                    potential.cutoff, run.generator))
+        files = potential.files()
+        tasks = [Task(k, run_md, (self.dynamics.lammps_command, self.dynamics.timeout_s, files,
+                                  run, self.settings.labels_per_iteration, self.seeds.max_atoms,
+                                  potential.cutoff)) for k, run in enumerate(runs)]
+        outcomes: dict[int, MDOutcome] = {}
+
+        def keep(k: int, outcome: MDOutcome) -> None:
+            outcomes[k] = outcome
+            store_files(folder / outcome.name, outcome.files)
+
+        self.dispatcher.run("md", tasks, keep, "exploring (LAMMPS MD)")
+        for k in range(len(runs)):  # in run order, however the runs finished
+            md = outcomes[k]
+            result.md_runs += 1
+            result.halts += md.status == "halted"
+            if md.status == "failed":
+                log.warning("MD run %s failed: %s (its log in %s)", md.name, md.error,
+                            folder / md.name)
+                result.md_failures.append(f"{md.name}: {md.error}")
+            result.candidates.extend(md.candidates)
         return result
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
@@ -289,61 +280,6 @@ class StandardExplorer:
                     made = rattle(atoms, rng, s.rattle_stdev)
                 out.append(Candidate(made[0], {**made[1], "origin": origin}))
         return out
-
-
-@dataclass(frozen=True)
-class MDRun:
-    """One MD run of an iteration: its folder name, where its start came from, the start, the
-    request, and the class (``generator``) its frames get."""
-
-    name: str
-    origin: str
-    atoms: Atoms
-    request: MDRequest
-    generator: str = "md"
-
-
-def md_candidates(md: MDResult, origin: str, keep: int, max_atoms: int | None = None,
-                  cutoff: float = 5.0, generator: str = "md") -> list[Candidate]:
-    """Candidates from one MD run: the ``keep`` extrapolative frames of highest gamma (the dump
-    is streamed; no more than ``keep`` frames are held) and the last frame. A failed run gives
-    the frames written before the failure. Frames with more than ``max_atoms`` atoms are cut
-    down by periodic embedding around their highest-gamma atom (``cutoff``: the potential's)."""
-    request = md.request
-    provenance = {"generator": generator, "origin": origin, "temperature_K": request.temperature_k,
-                  "md_status": md.status}
-    if request.pressure_gpa is not None:
-        provenance["pressure_GPa"] = request.pressure_gpa
-    best: list[tuple[float, int, Atoms]] = []  # min-heap on gamma; steps are unique
-    final = None
-    try:
-        for step, atoms in md.extrapolative_frames():
-            item = (float(np.max(atoms.arrays["gamma"])), step, atoms)
-            (heapq.heappush if len(best) < keep else heapq.heappushpop)(best, item)
-        if md.status != "failed":
-            final = md.final_frame()
-    except ParseError as err:  # a dump cut short by a crash: keep the frames before it
-        log.warning("MD run in %s: %s", md.folder, err)
-    frames = sorted(best, key=lambda item: item[1])
-    if final is not None and final[0] not in {step for _, step, _ in frames}:
-        frames.append((float(np.max(final[1].arrays["gamma"])), *final))
-    out = []
-    for gamma, step, atoms in frames:
-        candidate = Candidate(bare(atoms), {**provenance, "md_step": step}, gamma)
-        if max_atoms is not None and len(atoms) > max_atoms:
-            candidate = embedded(candidate, atoms.arrays["gamma"], cutoff)
-        out.append(candidate)
-    return out
-
-
-def embedded(candidate: Candidate, gammas: np.ndarray, cutoff: float) -> Candidate:
-    """The candidate cut down to a periodic cell around its highest-gamma atom (see
-    ``embedding.embed``), with its force weights in the provenance."""
-    cell, weights = embed(candidate.atoms, int(np.argmax(gammas)), cutoff, EMBEDDING_BUFFER)
-    log.info("embedded a %d-atom structure into %d atoms (%d weighted)", len(candidate.atoms),
-             len(cell), int(weights.sum()))
-    return Candidate(cell, {**candidate.provenance, "embedded_from_atoms": len(candidate.atoms),
-                            "force_weights": weights.tolist()}, candidate.gamma)
 
 
 def equilibrate(atoms: Atoms, potential: Potential, gamma_limit: float) -> Atoms:

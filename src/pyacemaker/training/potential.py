@@ -51,6 +51,20 @@ class Potential(BaseModel):
         data["folder"] = folder
         return cls.model_validate(data)
 
+    def files(self) -> dict[str, bytes]:
+        """The files a task on another machine needs, by name (the metadata, ``.yaml``,
+        ``.yace`` and ``.asi``)."""
+        paths = (self.folder / META_FILE, self.yaml, self.yace, self.asi)
+        return {path.name: path.read_bytes() for path in paths if path.is_file()}
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], folder: Path) -> Potential:
+        """The potential written from ``files`` (see ``files``) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (folder / Path(name).name).write_bytes(content)
+        return cls.load(folder)
+
     def calculator(self, with_gamma: bool = True) -> AceZblCalculator:
         """ASE calculator of the full model; ``with_gamma`` loads the active set."""
         return AceZblCalculator(self, with_gamma)
