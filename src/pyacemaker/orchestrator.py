@@ -51,10 +51,10 @@ from pyacemaker.structures.policy import (
     initial_decision,
 )
 from pyacemaker.structures.seeds import seed_structures
-from pyacemaker.training.linear import FitResult, load_fit
+from pyacemaker.training.linear import FitResult, load_fit, publish_fit, staging_folder
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import select
-from pyacemaker.training.trainer import fit as fit_potential
+from pyacemaker.training.trainer import FitOutcome, fit_task
 from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
 from pyacemaker.validation.run import validate_in_run
 from pyacemaker.validation.validate import ValidationResult
@@ -223,10 +223,16 @@ class Workflow:
             train, test = self.dataset.labelled("train"), self.dataset.labelled("test")
             log.info("iteration %d: fitting on %d structures (%d held out)", i, len(train),
                      len(test))
-            previous = self.potential_of(i - 1) if i > 0 else None
-            _, fit = fit_potential(train, test, self.config.elements, self.config.trainer, folder,
-                                   self.config.targets, previous, self.show_progress,
-                                   final=self.budget_spent(i))
+            previous = self.potential_of(i - 1).files() if i > 0 else None
+            task = Task(i, fit_task, (train, test, self.config.elements, self.config.trainer,
+                                      self.config.targets, previous, self.budget_spent(i),
+                                      self.show_progress and self.config.executor.kind == "local"))
+            outcomes: list[FitOutcome] = []
+            self.dispatcher.run("fit", [task], lambda _, outcome: outcomes.append(outcome),
+                                f"fitting ({self.config.trainer.kind})")
+            staging = staging_folder(folder)
+            store_files(staging, outcomes[0].files)
+            _, fit = publish_fit(staging, folder)
         else:
             fit = fitted[1]
         record = self.state.record(i)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ase import Atoms
@@ -67,6 +69,30 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     kept = publish_fit(better[0].folder, out_dir)
     shutil.rmtree(linear_dir if better is nonlinear else nonlinear_dir, ignore_errors=True)
     return kept
+
+
+@dataclass
+class FitOutcome:
+    """A fit sent back as data: its files (relative path -> content) and its scores."""
+
+    files: dict[str, bytes]
+    result: FitResult
+
+
+def fit_task(train: list[Atoms], test: list[Atoms], elements: list[str], settings: TrainerConfig,
+             targets: TargetsConfig | None, previous_files: dict[str, bytes] | None,
+             final: bool, show_progress: bool = False) -> FitOutcome:
+    """``fit`` as a task of data: it fits in a temporary folder of this worker and returns the
+    potential's files; ``previous_files`` are the previous potential's (``Potential.files``)."""
+    with tempfile.TemporaryDirectory(prefix="pyacemaker-fit-") as tmp:
+        previous = None if previous_files is None else Potential.from_files(
+            previous_files, Path(tmp) / "previous")
+        out = Path(tmp) / "potential"
+        _, result = fit(train, test, elements, settings, out, targets, previous, show_progress,
+                        final)
+        files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+                 if p.is_file()}
+    return FitOutcome(files, result)
 
 
 def _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes):
