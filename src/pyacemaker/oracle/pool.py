@@ -12,8 +12,9 @@ from pathlib import Path
 from ase import Atoms
 
 from pyacemaker.config import OracleConfig
-from pyacemaker.oracle.base import LabelResult, Oracle
+from pyacemaker.oracle.base import Oracle
 from pyacemaker.progress import progress_bar
+from pyacemaker.records import LabelResult
 from pyacemaker.timing import record
 
 _oracle = None
