@@ -15,10 +15,10 @@ from ase.io import write
 from pyacemaker.config import TrainerConfig, default_zbl_range
 from pyacemaker.dynamics.lammps_input import MDRequest, md_input, pace_zbl_pair_commands
 from pyacemaker.dynamics.lammps_output import iter_dump, read_log
-from pyacemaker.dynamics.lammps_runtime import new_lammps
 from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.errors import EngineSetupError, ParseError
+from pyacemaker.lammps_runtime import new_lammps
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import fit_linear_ace
 from tests.conftest import emt_labelled
