@@ -38,10 +38,10 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
 from pyacemaker.dynamics.md import LammpsEngine
+from pyacemaker.explore import Explorer, StandardExplorer
 from pyacemaker.oracle.pool import label_all
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
-from pyacemaker.structures.explore import Explorer, StandardExplorer
 from pyacemaker.structures.policy import (
     PolicyDecision,
     adapt,
