@@ -3,14 +3,22 @@
 Every import in every module under ``src/pyacemaker`` counts, function-local ones and those
 under ``TYPE_CHECKING`` included, and ``from . import x`` is resolved. An import is an edge
 between top-level parts (``training/linear.py`` importing ``pyacemaker.dataset`` is
-``training -> dataset``); imports within one part are not edges. The layers, lowest first
-(a part imports only parts to its left):
+``training -> dataset``); imports within one part are not edges. The layers, lowest first; a
+part imports only parts below it:
 
-    records, errors, timing, progress, cache, composition
-    -> config -> structures (geometry helpers, seeds, strategies, policy, embedding)
-    -> dataset -> oracle -> training (baseline, potential, fits, selection)
-    -> dynamics -> validation -> exploration -> state -> status -> doctor
-    -> orchestrator -> cli
+    records, errors, timing, progress, cache, state, composition   (import nothing of ours)
+    lammps_runtime (errors), prototypes (composition)
+    config
+    structures      geometry helpers, seeds, strategies, policy, embedding
+    dataset
+    oracle
+    training        baseline, potential, metrics, fits, selection
+    dynamics        LAMMPS input, run, output, plugin: MD with a trained potential
+    validation
+    explore         MD and strategies with the current potential
+    status, doctor
+    orchestrator
+    cli
 """
 
 from __future__ import annotations
@@ -106,7 +114,12 @@ def _shortest_path(graph: dict[str, dict[str, list[str]]], start: str, end: str)
 def test_graph_sees_known_imports():
     graph = import_graph()
     assert "training/linear.py" in " ".join(graph["training"]["dataset"])
+    assert graph["dynamics"]["lammps_runtime"]  # function-local imports only
     assert graph["orchestrator"]["timing"]  # from pyacemaker import timing
+
+
+def test_shared_records_import_nothing_of_ours():
+    assert not import_graph()["records"]
 
 
 def test_no_import_cycles():
