@@ -43,8 +43,8 @@ from pyacemaker.dataset import Dataset, split_of, structure_hash  # noqa: E402
 from pyacemaker.orchestrator import read_resolved_config  # noqa: E402
 from pyacemaker.structures.strategies import rattle, slab, strain, vacancy  # noqa: E402
 from pyacemaker.training.linear import fit_linear_ace  # noqa: E402
+from pyacemaker.training.metrics import held_out_metrics  # noqa: E402
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available  # noqa: E402
-from pyacemaker.validation.metrics import held_out_metrics  # noqa: E402
 from pyacemaker.validation.run import validate_in_run  # noqa: E402
 
 TEST_FRACTION = 0.1

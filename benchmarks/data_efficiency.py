@@ -60,7 +60,7 @@ from pyacemaker.dataset import Dataset
 from pyacemaker.orchestrator import Workflow
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import basis_config, delta_dataframe, reference_energies, sample_weights
-from pyacemaker.validation.metrics import within_force_limit
+from pyacemaker.training.metrics import within_force_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTINGS = ("stratified", "pool", "md")

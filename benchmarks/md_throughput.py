@@ -22,8 +22,8 @@ from rich.table import Table
 
 from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
 from pyacemaker.dynamics.lammps_input import pace_zbl_pair_commands
-from pyacemaker.dynamics.lammps_runtime import lammps_module, new_lammps
 from pyacemaker.dynamics.plugin import require_plugin
+from pyacemaker.lammps_runtime import lammps_module, new_lammps
 from pyacemaker.training.linear import fit_linear_ace
 from pyacemaker.training.potential import Potential
 

@@ -6,7 +6,7 @@ import numpy as np
 from ase.build import bulk
 
 from pyacemaker.dataset import Dataset, structure_hash, to_pacemaker_dataframe
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.records import LabelResult
 
 
 def rattled(seed: int):

@@ -15,10 +15,10 @@ from ase.io import write
 from pyacemaker.config import TrainerConfig, default_zbl_range
 from pyacemaker.dynamics.lammps_input import MDRequest, md_input, pace_zbl_pair_commands
 from pyacemaker.dynamics.lammps_output import iter_dump, read_log
-from pyacemaker.dynamics.lammps_runtime import new_lammps
 from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.errors import EngineSetupError, ParseError
+from pyacemaker.lammps_runtime import new_lammps
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import fit_linear_ace
 from tests.conftest import emt_labelled
@@ -248,7 +248,7 @@ def test_doctor_reports_the_plugin_and_a_missing_one(tmp_path, monkeypatch):
 def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_path):
     from pyacemaker.config import DynamicsConfig, ExplorationConfig
     from pyacemaker.dispatch import LocalDispatcher
-    from pyacemaker.structures.explore import StandardExplorer
+    from pyacemaker.explore import StandardExplorer
     from pyacemaker.structures.policy import initial_decision
     from pyacemaker.structures.strategies import physical
 
@@ -282,7 +282,7 @@ def test_explorer_turns_md_into_candidates_and_survives_failures(potential, tmp_
 
 
 def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path):
-    from pyacemaker.structures.candidates import md_candidates
+    from pyacemaker.candidates import md_candidates
 
     md = engine.run(alloy(7), potential, request(1500.0, steps=400, collect=1.02, halt=10.0),
                     tmp_path / "hot")
@@ -294,7 +294,7 @@ def test_md_candidates_keep_the_highest_gamma_frames(engine, potential, tmp_path
 
 
 def test_large_md_frames_are_embedded_around_their_highest_gamma_atom(engine, potential, tmp_path):
-    from pyacemaker.structures.candidates import md_candidates
+    from pyacemaker.candidates import md_candidates
 
     big = alloy(7) * (2, 2, 2)  # 256 atoms
     md = engine.run(big, potential, request(6000.0, steps=400, collect=1.5, halt=3.0),

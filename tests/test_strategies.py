@@ -180,7 +180,7 @@ def test_embedded_cell_keeps_the_centre_neighbourhood():
 
 def test_random_symmetric_crystal_keeps_the_composition():
     from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
-    from pyacemaker.structures.explore import StandardExplorer
+    from pyacemaker.explore import StandardExplorer
 
     explorer = StandardExplorer(ExplorationConfig(), DynamicsConfig(), dispatcher=None,
                                 seeds=SeedsConfig())
@@ -231,7 +231,7 @@ def test_the_hottest_conditions_are_the_cap_or_the_users():
 
 
 def test_relaxation_halts_where_the_potential_leaves_what_it_knows(copper_fit):
-    from pyacemaker.structures.explore import relax_until_halt
+    from pyacemaker.explore import relax_until_halt
     from pyacemaker.validation.relax import relaxed
 
     potential, _, _ = copper_fit  # fitted to bulk only: an interstitial starts far outside it

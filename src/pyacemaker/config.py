@@ -656,7 +656,7 @@ def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
 def _check_prototypes(config: Config) -> None:
     if not config.seeds.prototypes:
         return
-    from pyacemaker.structures.seeds import prototype_names
+    from pyacemaker.prototypes import prototype_names
 
     known = prototype_names(parse_composition(config.composition))
     unknown = sorted(set(config.seeds.prototypes) - set(known))

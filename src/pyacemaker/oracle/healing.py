@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from pyacemaker.dataset import structure_hash
-from pyacemaker.oracle.base import LabelResult
+from pyacemaker.records import LabelResult
 
 
 @dataclass

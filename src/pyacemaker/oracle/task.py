@@ -13,7 +13,8 @@ from pathlib import Path
 from ase import Atoms
 
 from pyacemaker.config import OracleConfig
-from pyacemaker.oracle.base import LabelResult, Oracle
+from pyacemaker.oracle.base import Oracle
+from pyacemaker.records import LabelResult
 
 _oracles: dict[str, Oracle] = {}
 

@@ -1,4 +1,4 @@
-"""Structures: seeds, exploration, and the one helper everything shares."""
+"""Structures: seeds, strategies, policy, embedding, and the helpers everything shares."""
 
 from __future__ import annotations
 

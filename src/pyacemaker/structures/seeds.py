@@ -4,20 +4,19 @@ symmetric crystals (pyxtal); periodic 3D cells repeated to ``min_cell_width`` (A
 from __future__ import annotations
 
 import logging
-from math import ceil, sqrt
+from math import ceil
 from pathlib import Path
 
 import ase.io
 import numpy as np
 from ase import Atoms
-from ase.build import bulk, niggli_reduce
-from ase.data import atomic_numbers, covalent_radii, reference_states
+from ase.build import niggli_reduce
 from ase.neighborlist import neighbor_list
-from ase.spacegroup import crystal
 
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
+from pyacemaker.prototypes import covalent_radius, prototype_crystals, scale_to_radii
 from pyacemaker.structures import standardized
 
 logger = logging.getLogger(__name__)
@@ -25,11 +24,6 @@ logger = logging.getLogger(__name__)
 MIN_DISTANCE_FACTOR = 0.5  # atoms closer than this times the sum of covalent radii are rejected
 MIN_RANDOM_ATOMS = 4  # formula units of random crystals: smallest count reaching this
 MAX_RANDOM_ATTEMPTS = 30  # space groups tried before giving up on random crystals
-
-
-def _radius(symbol: str) -> float:
-    """Covalent radius in Angstrom."""
-    return float(covalent_radii[atomic_numbers[symbol]])
 
 
 def _clean(atoms: Atoms) -> Atoms:
@@ -95,7 +89,7 @@ def fit_cell(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: 
 
 def _too_close(atoms: Atoms) -> str | None:
     """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
-    radii = np.array([_radius(s) for s in atoms.get_chemical_symbols()])
+    radii = np.array([covalent_radius(s) for s in atoms.get_chemical_symbols()])
     i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
     bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
     if bad.size == 0:
@@ -105,83 +99,8 @@ def _too_close(atoms: Atoms) -> str | None:
     return f"atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.2f} A apart"
 
 
-def _scale_to_radii(atoms: Atoms, unlike_only: bool = True) -> Atoms:
-    """Scale the cell so the shortest distance, relative to the sum of covalent radii, equals
-    that sum; over unlike-element pairs (the bonds of a prototype) when ``unlike_only`` and
-    such pairs exist, else over all pairs."""
-    sym = np.array(atoms.get_chemical_symbols())
-    radii = np.array([_radius(s) for s in sym])
-    i, j, d = neighbor_list("ijd", atoms, float(atoms.cell.lengths().sum()))
-    pairs = sym[i] != sym[j] if unlike_only and len(set(sym)) > 1 else np.ones(len(d), bool)
-    ratio = np.min(d[pairs] / (radii[i] + radii[j])[pairs])
-    atoms.set_cell(atoms.cell.array / ratio, scale_atoms=True)
-    return atoms
-
-
-def _bulk(name: str, structure: str, a: float = 4.0, **kwargs: float) -> Atoms:
-    """``ase.build.bulk``, conventional cubic cell when that exists."""
-    try:
-        return bulk(name, structure, a=a, cubic=True, **kwargs)
-    except (ValueError, RuntimeError):
-        return bulk(name, structure, a=a, **kwargs)
-
-
-def _element(symbol: str) -> list[tuple[str, Atoms]]:
-    """ASE's reference crystal of an element (else fcc from the covalent radius), then the
-    other close-packed and bcc lattices at the same nearest-neighbour distance."""
-    state = reference_states[atomic_numbers[symbol]] or {}
-    try:
-        reference = state["symmetry"], _bulk(symbol, None, a=None)
-        distance = float(neighbor_list("d", reference[1], 6.0).min())
-    except (ValueError, KeyError, TypeError, RuntimeError):
-        distance = 2.0 * _radius(symbol)
-        reference = "fcc", bulk(symbol, "fcc", a=distance * sqrt(2.0), cubic=True)
-    lattices = {"fcc": lambda d: _bulk(symbol, "fcc", a=d * sqrt(2.0)),
-                "bcc": lambda d: _bulk(symbol, "bcc", a=d * 2.0 / sqrt(3.0)),
-                "hcp": lambda d: bulk(symbol, "hcp", a=d, covera=sqrt(8.0 / 3.0))}
-    others = [(name, build(distance)) for name, build in lattices.items() if name != reference[0]]
-    return [(f"prototype:{name}", atoms) for name, atoms in [reference, *others]]
-
-
-def _compound(el: list[str], counts: tuple[int, ...]) -> dict[str, Atoms]:
-    """Unscaled prototypes for reduced ``counts`` (ascending) of elements ``el`` (same order)."""
-    if counts == (1, 1):
-        ab = el[0] + el[1]
-        return {"rocksalt": _bulk(ab, "rocksalt"), "zincblende": _bulk(ab, "zincblende"),
-                "wurtzite": bulk(ab, "wurtzite", a=3.0, covera=sqrt(8.0 / 3.0)),
-                "cesiumchloride": _bulk(ab, "cesiumchloride")}
-    if counts == (1, 2):  # the count-1 element is the cation
-        return {"rutile": crystal(el, basis=[(0, 0, 0), (0.305, 0.305, 0)], spacegroup=136,
-                                  cellpar=[4.59, 4.59, 2.96, 90, 90, 90]),
-                "fluorite": _bulk(el[0] + 2 * el[1], "fluorite", a=5.4)}
-    if counts == (1, 1, 3):  # A site (12-fold) takes the larger of the two count-1 elements
-        b, a = sorted(el[:2], key=_radius)
-        return {"perovskite": crystal([b, a, el[2]], spacegroup=221,
-                                      basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0, 0)],
-                                      cellpar=[3.9, 3.9, 3.9, 90, 90, 90])}
-    if counts == (2, 3):
-        return {"corundum": crystal(el, basis=[(0, 0, 0.352), (0.306, 0, 0.25)], spacegroup=167,
-                                    cellpar=[4.76, 4.76, 12.99, 90, 90, 120])}
-    return {}
-
-
 def _formula(composition: dict[str, int]) -> str:
     return "".join(f"{el}{n if n > 1 else ''}" for el, n in composition.items())
-
-
-def _prototypes(composition: dict[str, int]) -> list[tuple[str, Atoms]]:
-    """Prototype crystals matched by reduced stoichiometry (empty list if none match)."""
-    if len(composition) == 1:
-        return _element(next(iter(composition)))
-    order = sorted(composition, key=lambda el: composition[el])  # stable: formula order on ties
-    built = _compound(order, tuple(composition[el] for el in order))
-    return [(f"prototype:{name}", _scale_to_radii(atoms)) for name, atoms in built.items()]
-
-
-def prototype_names(composition: dict[str, int]) -> list[str]:
-    """Names of the prototypes available for ``composition`` (e.g. ``["rutile", "fluorite"]``)."""
-    return [origin.removeprefix("prototype:")
-            for origin, _ in _prototypes(reduce_counts(composition))]
 
 
 def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
@@ -200,7 +119,7 @@ def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tupl
         try:
             xtal.from_random(3, int(group), species, num_ions, max_count=5,
                              random_state=int(rng.integers(2**31)))
-            atoms = _scale_to_radii(_clean(xtal.to_ase()), unlike_only=False)
+            atoms = scale_to_radii(_clean(xtal.to_ase()), unlike_only=False)
         except Exception as err:  # pyxtal raises many types for incompatible groups
             logger.debug("pyxtal space group %d failed: %s", group, err)
             continue
@@ -270,7 +189,7 @@ def seed_structures(composition: dict[str, int], settings: SeedsConfig,
     else:
         seeds = []
         wanted = set(settings.prototypes)
-        for origin, atoms in _prototypes(composition):
+        for origin, atoms in prototype_crystals(composition):
             if wanted and origin.removeprefix("prototype:") not in wanted:
                 continue
             problem = _too_close(atoms)

@@ -13,7 +13,7 @@ from ase.calculators.lammps import Prism
 from ase.data import atomic_masses, atomic_numbers
 from ase.units import GPa
 
-from pyacemaker.dynamics.lammps_runtime import new_lammps
+from pyacemaker.lammps_runtime import new_lammps
 
 BAR_IN_EV_PER_A3 = 1e-4 * GPa  # 1 bar = 1e-4 GPa
 

@@ -27,8 +27,8 @@ from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare, voigt_strained
 from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
+from pyacemaker.training.metrics import Errors, held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
-from pyacemaker.validation.metrics import Errors, held_out_metrics, within_force_limit
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from pyacemaker.training.linear import (
     structure_weights,
     write_potential_files,
 )
+from pyacemaker.training.metrics import held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
-from pyacemaker.validation.metrics import held_out_metrics, within_force_limit
 
 log = logging.getLogger(__name__)
 

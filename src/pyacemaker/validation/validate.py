@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 
 from pyacemaker.config import TargetsConfig, ValidationConfig
 from pyacemaker.progress import progress_bar, task_callback
+from pyacemaker.training.metrics import HeldOutMetrics, held_out_metrics
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation import compare
 from pyacemaker.validation.check import Check
 from pyacemaker.validation.compare import OracleComparison
 from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
 from pyacemaker.validation.eos import EosResult, equation_of_state
-from pyacemaker.validation.metrics import HeldOutMetrics, held_out_metrics
 from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
 from pyacemaker.validation.reference import (
     COMPUTATION_ERRORS,

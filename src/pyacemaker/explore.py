@@ -20,13 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 from ase import Atoms
 
+from pyacemaker.candidates import Candidate, MDOutcome, MDRun, run_md
 from pyacemaker.composition import reduce_counts
 from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
 from pyacemaker.dispatch import Dispatcher, Task, store_files
 from pyacemaker.dynamics.md import MDRequest
 from pyacemaker.errors import CalculationFailed
 from pyacemaker.structures import bare
-from pyacemaker.structures.candidates import Candidate, MDOutcome, MDRun, run_md
 from pyacemaker.structures.policy import PolicyDecision
 from pyacemaker.structures.seeds import fit_cell, random_crystals
 from pyacemaker.structures.strategies import (
