@@ -8,17 +8,19 @@ STAMP := $(VENV)/.installed
 QE := /usr/bin/pw.x /usr/share/espresso/pseudo
 CHROMIUM := /usr/bin/chromium
 TF := $(VENV)/.nonlinear
+# the one-node Slurm cluster of scripts/local-slurm (its config, state and logs)
+SLURM_DIR ?= /tmp/pyacemaker-slurm
 
-.PHONY: quickstart test lint nonlinear clean
+.PHONY: quickstart test lint nonlinear slurm clean
 
 quickstart: $(STAMP)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(TF) $(QE) $(CHROMIUM)
+test: $(STAMP) $(TF) $(QE) $(CHROMIUM) slurm
 	$(BIN)/pyacemaker doctor
-	$(BIN)/python -m pytest -q
+	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 
 lint: $(STAMP)
@@ -32,6 +34,11 @@ $(TF): $(STAMP)
 	$(BIN)/python -m pip install --quiet "tensorflow-cpu==2.20.0" "numpy<2.4" "pandas<3"
 	$(BIN)/python -m pip install --quiet --no-deps tf_keras==2.20.1 tensorpotential==0.6.2.1
 	touch $(TF)
+
+# A one-node Slurm cluster on this machine (installs slurm-wlm and munge on first use), for the
+# tests; stop it with `scripts/local-slurm stop`
+slurm:
+	PYACEMAKER_SLURM_DIR=$(SLURM_DIR) scripts/local-slurm start
 
 # Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
 $(QE):
