@@ -196,6 +196,9 @@ class ParslDispatcher:
         from parsl.dataflow.dflow import DataFlowKernel
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        bin_dir = str(Path(sys.executable).parent)  # Parsl starts its interchange.py from PATH
+        if bin_dir not in os.environ["PATH"].split(os.pathsep):
+            os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ["PATH"]])
         self.dfk = DataFlowKernel(parsl_config(self.settings, self.run_dir))
         self.executor = self.dfk.executors["pyacemaker"]
         self.app = python_app(timed_call, data_flow_kernel=self.dfk, executors=["pyacemaker"])
@@ -285,15 +288,19 @@ def worker_init(settings: ExecutorConfig, worker_dir: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def make_launcher(name: str):
+    """Parsl's launcher ``name`` (single, srun, mpiexec): how a block starts its workers."""
+    from parsl.launchers import MpiExecLauncher, SingleNodeLauncher, SrunLauncher
+
+    return {"single": SingleNodeLauncher, "srun": SrunLauncher, "mpiexec": MpiExecLauncher}[name]()
+
+
 def parsl_provider(settings: ExecutorConfig, worker_dir: str):
     """The Parsl provider (local, slurm or pbspro) with its launcher."""
-    from parsl.launchers import MpiExecLauncher, SingleNodeLauncher, SrunLauncher
     from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
-    launcher = {"single": SingleNodeLauncher, "srun": SrunLauncher,
-                "mpiexec": MpiExecLauncher}[settings.launcher]()
     common = {"nodes_per_block": settings.nodes_per_block, "init_blocks": 1, "min_blocks": 0,
-              "max_blocks": settings.max_blocks, "launcher": launcher,
+              "max_blocks": settings.max_blocks, "launcher": make_launcher(settings.launcher),
               "worker_init": worker_init(settings, worker_dir)}
     if settings.provider == "slurm":
         return SlurmProvider(partition=settings.partition, account=settings.account,
