@@ -210,22 +210,17 @@ class ParslDispatcher:
             self.start()
         options = {"walltime": self.settings.task_timeout_s} if self.settings.task_timeout_s else {}
         futures = {self.app(task.function, task.args, **options): task for task in tasks}
-        with status_bar(self.show_progress) as progress:
+        with status_bar(self.show_progress) as progress:  # on an error, close() drops the rest
             bar = progress.add_task(description, total=len(tasks), status="")
-            try:
-                while futures:
-                    progress.update(bar, status=self.status(len(futures)))
-                    done, _ = wait(futures, timeout=POLL_S * 2, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        task = futures.pop(future)
-                        result, start, end = self.result(task, future)
-                        record(start, end)
-                        on_result(task.key, result)
-                        progress.advance(bar)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            while futures:
+                progress.update(bar, status=self.status(len(futures)))
+                done, _ = wait(futures, timeout=POLL_S * 2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = futures.pop(future)
+                    result, start, end = self.result(task, future)
+                    record(start, end)
+                    on_result(task.key, result)
+                    progress.advance(bar)
 
     def result(self, task: Task, future: Future) -> tuple[Any, float, float]:
         """The task's result; a task Parsl gave up on (after its retries) becomes
