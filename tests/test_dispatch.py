@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+import yaml
 from ase.db import connect
 
 from pyacemaker import dispatch
-from pyacemaker.config import config_from_dict
+from pyacemaker.config import config_from_dict, load_config
 from pyacemaker.orchestrator import Workflow
 
 TESTS = Path(__file__).parent
@@ -54,9 +55,10 @@ def hidden_launcher(hidden: Path):
 
 def run_loop(folder: Path, executor: dict, engine: str = "emt") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    config = config_from_dict({**LOOP, "workdir": str(folder / "run"),
-                               "oracle": {"engine": engine, "workers": 2}, "executor": executor})
-    Workflow(config, show_progress=False).run()
+    path = folder.parent / f"{folder.name}.yaml"
+    path.write_text(yaml.safe_dump({**LOOP, "workdir": str(folder / "run"), "executor": executor,
+                                    "oracle": {"engine": engine, "workers": 2}}))
+    Workflow(load_config(path), show_progress=False).run()
     return folder / "run"
 
 
@@ -131,7 +133,8 @@ def test_the_loop_through_a_real_slurm_gives_the_local_dataset(local_run, tmp_pa
     run = run_loop(folder, parsl_settings(tmp_path, provider="slurm", partition="debug",
                                           walltime="00:20:00"))
     assert_same_dataset(dataset(run), dataset(local_run))
-    scripts = list((run / "parsl").rglob("parsl.slurm.block-*"))
+    scripts = [p for p in (run / "parsl").rglob("parsl.pyacemaker.block-*")
+               if p.suffix not in (".stdout", ".stderr")]
     assert scripts and "#SBATCH --partition=debug" in scripts[0].read_text()
     assert not worker_files(run)
 

@@ -309,6 +309,11 @@ class ExecutorConfig(_Model):
         None, description="address at which workers reach this machine; default: its hostname "
         "for slurm and pbspro, 127.0.0.1 for local"
     )
+    encrypted: bool = Field(
+        False, description="encrypt the traffic between this machine and the workers (Parsl's "
+        "CurveZMQ); the workers then read keys from <workdir>/parsl, which needs a shared file "
+        "system"
+    )
     retries: int = Field(2, ge=0, description="resubmissions of a task whose worker was lost")
     task_timeout_s: float | None = Field(
         None, gt=0, description="seconds before a task is given up and retried (parsl); the "

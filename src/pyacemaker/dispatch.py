@@ -268,6 +268,7 @@ def parsl_config(settings: ExecutorConfig, run_dir: Path):
         cores_per_worker=settings.cores_per_worker,
         max_workers_per_node=settings.workers_per_node,
         worker_logdir_root=worker_dir,
+        encrypted=settings.encrypted,
         heartbeat_period=10,
         heartbeat_threshold=60,
     )
