@@ -60,6 +60,14 @@ BAD = {
     "missing seed file": (with_(seeds__files=["nope.cif"]), ["seeds.files.0", "nope.cif", "not found"]),
     "zbl range": (with_(trainer__zbl_inner=1.0, trainer__zbl_outer=0.8), ["trainer.zbl_inner"]),
     "gamma thresholds": (with_(exploration__gamma_collect=30), ["exploration.gamma_collect"]),
+    "unknown provider": (with_(executor={"kind": "parsl", "provider": "lsf"}),
+                         ["executor.provider", "'local', 'slurm' or 'pbspro'"]),
+    "walltime format": (with_(executor={"kind": "parsl", "provider": "slurm", "walltime": "4h"}),
+                        ["executor", "walltime '4h' is not HH:MM:SS"]),
+    "partition on pbs": (with_(executor={"kind": "parsl", "provider": "pbspro", "partition": "x"}),
+                         ["executor", "'partition' is a slurm setting"]),
+    "cluster without parsl": (with_(executor={"provider": "slurm"}),
+                              ["executor", "provider 'slurm' needs kind: parsl"]),
 }
 
 
@@ -106,6 +114,8 @@ def test_resume_refuses_changed_physics_but_allows_budget(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     stored = load_config(write(tmp_path, MINIMAL))
     check_resumable(stored, load_config(write(tmp_path, with_(budget__max_labels=500))))
+    moved = with_(executor={"kind": "parsl", "provider": "slurm", "partition": "big"})
+    check_resumable(stored, load_config(write(tmp_path, moved)))  # a run may move to a cluster
     with pytest.raises(ConfigError, match="exploration.md_steps"):
         check_resumable(stored, load_config(write(tmp_path, with_(exploration__md_steps=5))))
 
