@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from ase.spacegroup import crystal
 
-from pyacemaker.config import OracleConfig, config_from_dict, resolve
+from pyacemaker.config import OracleConfig, config_from_dict
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.calculators import chgnet_calculator
 from pyacemaker.oracle.pool import label_all
+from pyacemaker.resolve import resolve
 
 pytest.importorskip("chgnet", reason="the chgnet extra is not installed (make test installs it)")
 

@@ -8,6 +8,7 @@ from ase import Atoms
 from pydantic import BaseModel, Field
 
 from pyacemaker.config import OracleConfig
+from pyacemaker.oracle.registry import ENGINES, find_engine
 
 
 class LabelResult(BaseModel):
@@ -27,7 +28,8 @@ class LabelResult(BaseModel):
 def recorded_settings(config: OracleConfig) -> dict[str, Any]:
     """The oracle settings stored with every label: the engine's own, without worker counts
     or the sections of other engines."""
-    unused = {"dft", "vasp"} - {{"espresso": "dft", "vasp": "vasp"}.get(config.engine, "")}
+    own = find_engine(config.engine).section
+    unused = {e.section for e in ENGINES.values() if e.section not in (None, own)}
     return config.model_dump(mode="json", exclude={"workers", *unused})
 
 

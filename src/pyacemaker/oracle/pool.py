@@ -12,26 +12,12 @@ from pathlib import Path
 from ase import Atoms
 
 from pyacemaker.config import OracleConfig
-from pyacemaker.oracle.base import LabelResult, Oracle
+from pyacemaker.oracle.base import LabelResult
+from pyacemaker.oracle.registry import make_oracle
 from pyacemaker.progress import progress_bar
 from pyacemaker.timing import record
 
 _oracle = None
-
-
-def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
-    """The oracle for ``settings``; file-based engines work in folders under ``scratch``."""
-    if settings.engine == "espresso":
-        from pyacemaker.oracle.espresso import EspressoOracle
-
-        return EspressoOracle(settings, scratch)
-    if settings.engine == "vasp":
-        from pyacemaker.oracle.vasp import VaspOracle
-
-        return VaspOracle(settings, scratch)
-    from pyacemaker.oracle.calculators import CalculatorOracle
-
-    return CalculatorOracle(settings)
 
 
 def _start_worker(settings: OracleConfig, scratch: Path) -> None:

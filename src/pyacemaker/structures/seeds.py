@@ -15,7 +15,7 @@ from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.neighborlist import neighbor_list
 from ase.spacegroup import crystal
 
-from pyacemaker.composition import reduce_counts
+from pyacemaker.composition import parse_composition, reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
 from pyacemaker.structures import standardized
@@ -182,6 +182,32 @@ def prototype_names(composition: dict[str, int]) -> list[str]:
     """Names of the prototypes available for ``composition`` (e.g. ``["rutile", "fluorite"]``)."""
     return [origin.removeprefix("prototype:")
             for origin, _ in _prototypes(reduce_counts(composition))]
+
+
+def check_seeds(settings: SeedsConfig, composition: str) -> None:
+    """Start-up checks of the seeds settings: the files exist and the prototypes are available
+    for ``composition`` (a formula, e.g. TiO2).
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, what is wrong and the choices.
+    """
+    for i, file in enumerate(settings.files):
+        if not file.is_file():
+            raise ConfigError(
+                f"field 'seeds.files.{i}': file '{file}' not found "
+                "(relative paths are relative to the current directory)"
+            )
+    if not settings.prototypes:
+        return
+    known = prototype_names(parse_composition(composition))
+    unknown = sorted(set(settings.prototypes) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"field 'seeds.prototypes': {', '.join(unknown)} not available for "
+            f"{composition}; choose from {', '.join(known) or 'none (use seeds.files)'}"
+        )
 
 
 def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:
