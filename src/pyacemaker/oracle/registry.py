@@ -104,7 +104,7 @@ def find_engine(name: str) -> Engine:
     parts = name.split(":")
     if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
         return ENGINES[IMPORT_PATH]
-    if name in ENGINES and name != IMPORT_PATH:
+    if name in ENGINES:
         return ENGINES[name]
     close = difflib.get_close_matches(name, list(ENGINES), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
