@@ -55,9 +55,10 @@ from ase.spacegroup import crystal
 from rich.console import Console
 from rich.table import Table
 
-from pyacemaker.config import TrainerConfig, config_from_dict, default_cutoff, default_zbl_range, resolve
+from pyacemaker.config import TrainerConfig, config_from_dict, default_cutoff, default_zbl_range
 from pyacemaker.dataset import Dataset
 from pyacemaker.orchestrator import Workflow
+from pyacemaker.resolve import resolve
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import basis_config, delta_dataframe, reference_energies, sample_weights
 from pyacemaker.training.metrics import within_force_limit

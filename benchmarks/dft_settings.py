@@ -27,7 +27,7 @@ from rich.table import Table
 
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.espresso import CONV_THR_PER_ATOM, kpoint_grid
-from pyacemaker.oracle.task import make_oracle
+from pyacemaker.oracle.registry import make_oracle
 from pyacemaker.orchestrator import read_resolved_config
 
 GPA = 160.21766  # eV/Angstrom^3 in GPa

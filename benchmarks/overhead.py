@@ -23,8 +23,8 @@ from ase.db import connect
 from rich.console import Console
 from rich.table import Table
 
-from pyacemaker.config import load_config
 from pyacemaker.orchestrator import Workflow
+from pyacemaker.resolve import load_config
 from pyacemaker.state import WorkflowState
 
 ROOT = Path(__file__).resolve().parents[1]

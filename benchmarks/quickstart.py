@@ -15,8 +15,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pyacemaker.config import config_from_dict, resolve
+from pyacemaker.config import config_from_dict
 from pyacemaker.orchestrator import Workflow
+from pyacemaker.resolve import resolve
 from pyacemaker.status import history_table
 
 ROOT = Path(__file__).resolve().parents[1]

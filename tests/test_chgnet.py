@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from ase.spacegroup import crystal
 
-from pyacemaker.config import OracleConfig, config_from_dict, resolve
+from pyacemaker.config import OracleConfig, config_from_dict
 from pyacemaker.dispatch import LocalDispatcher, Task
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.calculators import chgnet_calculator
 from pyacemaker.oracle.task import label
+from pyacemaker.resolve import resolve
 
 pytest.importorskip("chgnet", reason="the chgnet extra is not installed (make test installs it)")
 

@@ -9,8 +9,9 @@ import yaml
 from typer.testing import CliRunner
 
 from pyacemaker.cli import app
-from pyacemaker.config import check_resumable, load_config
+from pyacemaker.config import check_resumable
 from pyacemaker.errors import ConfigError
+from pyacemaker.resolve import load_config
 
 MINIMAL = {"composition": "TiO2", "workdir": "runs/tio2", "oracle": {"engine": "tblite"}}
 

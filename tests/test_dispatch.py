@@ -23,8 +23,9 @@ import yaml
 from ase.db import connect
 
 from pyacemaker import dispatch
-from pyacemaker.config import config_from_dict, load_config
+from pyacemaker.config import config_from_dict
 from pyacemaker.orchestrator import Workflow
+from pyacemaker.resolve import load_config
 
 TESTS = Path(__file__).parent
 SLOW = "ase:slow_emt:SlowEMT"  # EMT with a delay, logging every calculation (tests/slow_emt.py)

@@ -14,11 +14,13 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from pyacemaker.config import config_from_dict, default_kspacing, resolve
+from pyacemaker.config import config_from_dict
 from pyacemaker.errors import ConfigError, EngineSetupError
 from pyacemaker.oracle import cutoffs
 from pyacemaker.oracle.espresso import SLAB_GAP, EspressoOracle, classify_failure, kpoint_grid
 from pyacemaker.oracle.pseudopotentials import DEBIAN_PSEUDO_DIR
+from pyacemaker.oracle.startup import default_kspacing
+from pyacemaker.resolve import resolve
 from pyacemaker.structures import vacuum_gap
 
 SI_PSEUDO = "Si.pbe-rrkj.UPF"

@@ -16,8 +16,8 @@ from ase.db import connect
 from typer.testing import CliRunner
 
 from pyacemaker.cli import app
-from pyacemaker.config import load_config
 from pyacemaker.orchestrator import Workflow
+from pyacemaker.resolve import load_config
 from pyacemaker.state import WorkflowState
 
 TESTS = Path(__file__).parent

@@ -214,7 +214,7 @@ def test_file_with_overlapping_atoms_raises(tmp_path):
 def test_dft_oracles_get_small_seed_cells_unless_set():
     """A DFT oracle's seeds are the conventional or primitive cells (Si: 8 atoms, corundum: its
     10-atom primitive cell), not 2x2x2 repetitions; sizes the config sets are kept."""
-    from pyacemaker.config import DFT_SEEDS, _dft_sized
+    from pyacemaker.resolve import DFT_SEEDS, _dft_sized
 
     dft = _dft_sized(SeedsConfig(), DFT_SEEDS, "espresso")
     assert (dft.min_cell_width, dft.max_atoms) == (DFT_SEEDS["min_cell_width"], DFT_SEEDS["max_atoms"])

@@ -15,9 +15,10 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from pyacemaker.config import config_from_dict, resolve
+from pyacemaker.config import config_from_dict
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.vasp import VaspOracle, classify_failure, read_results
+from pyacemaker.resolve import resolve
 
 VASPRUN = Path(ase.__file__).parent / "test/testdata/vasp/vasprun_pstress.xml"  # real VASP output
 

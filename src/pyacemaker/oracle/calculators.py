@@ -1,50 +1,93 @@
 """Oracles backed by ASE calculators: EMT, tblite (GFN1/GFN2-xTB), CHGNet, any class by import
-path."""
+path; each engine's calculator builder and start-up checks (see ``oracle.registry``)."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import time
 import warnings
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
-from pyacemaker.config import CHGNET_MODELS, DEFAULT_TBLITE_METHOD, OracleConfig
+from pyacemaker.config import CHGNET_MODELS, OracleConfig
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.base import recorded_settings
+from pyacemaker.oracle.registry import find_engine
 from pyacemaker.records import LabelResult
 
+EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
+DEFAULT_TBLITE_METHOD = "GFN1-xTB"
 
-def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:
-    """A function that builds a fresh calculator for ``settings``.
+
+def resolve_emt(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
+    """``oracle`` unchanged; raises ConfigError when EMT has no parameters for an element."""
+    unsupported = sorted(set(elements) - EMT_ELEMENTS)
+    if unsupported:
+        raise ConfigError(
+            f"field 'oracle.engine': emt cannot label {', '.join(unsupported)} "
+            f"(EMT knows {', '.join(sorted(EMT_ELEMENTS))}); use 'engine: tblite'"
+        )
+    return oracle
+
+
+def resolve_tblite(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
+    """``oracle`` with tblite's default method unless one is set."""
+    return oracle.model_copy(update={"method": oracle.method or DEFAULT_TBLITE_METHOD})
+
+
+def resolve_chgnet(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
+    """``oracle`` with chgnet's default model unless one is set; raises ConfigError when chgnet
+    is not installed."""
+    if importlib.util.find_spec("chgnet") is None:
+        raise ConfigError("field 'oracle.engine': chgnet is not installed in this environment; "
+                          "`make quickstart` installs it (torch CPU and chgnet)")
+    return oracle.model_copy(update={"model": oracle.model or CHGNET_MODELS[0]})
+
+
+def emt_factory(settings: OracleConfig) -> Callable[[], Calculator]:
+    """Builds ASE's EMT calculators with ``settings.parameters``."""
+    from ase.calculators.emt import EMT
+
+    params = dict(settings.parameters)
+    return lambda: EMT(**params)
+
+
+def tblite_factory(settings: OracleConfig) -> Callable[[], Calculator]:
+    """Builds quiet tblite calculators with ``settings.method``; raises ConfigError when tblite
+    is not installed."""
+    try:
+        from tblite.ase import TBLite
+    except ImportError as err:
+        raise ConfigError(
+            "field 'oracle.engine': tblite is not installed; `pip install tblite`"
+        ) from err
+    params = {"verbosity": 0, **settings.parameters}
+    return lambda: TBLite(method=settings.method or DEFAULT_TBLITE_METHOD, **params)
+
+
+def chgnet_factory(settings: OracleConfig) -> Callable[[], Calculator]:
+    """Builds CHGNet calculators with ``settings.model`` (see ``chgnet_calculator``)."""
+    params = dict(settings.parameters)
+    return lambda: chgnet_calculator(settings.model or CHGNET_MODELS[0], params)
+
+
+def import_path_factory(settings: OracleConfig) -> Callable[[], Calculator]:
+    """Builds the ASE calculator class ``ase:<module>:<Class>`` names.
 
     Raises
     ------
     ConfigError
-        When the engine's module or class cannot be imported.
+        When the module or class cannot be imported.
     """
-    params = dict(settings.parameters)
-    if settings.engine == "emt":
-        from ase.calculators.emt import EMT
-
-        return lambda: EMT(**params)
-    if settings.engine == "tblite":
-        try:
-            from tblite.ase import TBLite
-        except ImportError as err:
-            raise ConfigError(
-                "field 'oracle.engine': tblite is not installed; `pip install tblite`"
-            ) from err
-        params.setdefault("verbosity", 0)
-        return lambda: TBLite(method=settings.method or DEFAULT_TBLITE_METHOD, **params)
-    if settings.engine == "chgnet":
-        return lambda: chgnet_calculator(settings.model or CHGNET_MODELS[0], params)
     _, module_name, class_name = settings.engine.split(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -53,6 +96,7 @@ def calculator_factory(settings: OracleConfig) -> Callable[[], Calculator]:
             f"field 'oracle.engine': cannot import {class_name} from {module_name} ({err}); "
             "check the spelling and that the module is installed in this environment"
         ) from err
+    params = dict(settings.parameters)
     return lambda: cls(**params)
 
 
@@ -81,15 +125,19 @@ def chgnet_calculator(model: str, params: dict[str, Any]) -> Calculator:
 
 def engine_version(settings: OracleConfig) -> str | None:
     """The version of the package behind a calculator engine (stored with every label)."""
-    package = {"tblite": "tblite", "chgnet": "chgnet", "emt": "ase"}.get(settings.engine)
+    package = find_engine(settings.engine).package
     if package is None:
         return None
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"{package} {version(package)}"
     except PackageNotFoundError:
         return None
+
+
+def calculator_oracle(settings: OracleConfig, scratch: Path) -> CalculatorOracle:
+    """The registry's factory for calculator engines (they write no files: ``scratch`` is
+    unused)."""
+    return CalculatorOracle(settings)
 
 
 class CalculatorOracle:
@@ -98,7 +146,7 @@ class CalculatorOracle:
     def __init__(self, settings: OracleConfig) -> None:
         self.settings: dict[str, Any] = recorded_settings(settings) | {
             "version": engine_version(settings)}
-        self._make = calculator_factory(settings)
+        self._make = find_engine(settings.engine).calculator_factory(settings)
         self._calc: Calculator | None = None
 
     def _calculator(self) -> Calculator:

@@ -14,24 +14,10 @@ from ase import Atoms
 
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import Oracle
+from pyacemaker.oracle.registry import make_oracle
 from pyacemaker.records import LabelResult
 
 _oracles: dict[str, Oracle] = {}
-
-
-def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
-    """The oracle for ``settings``; file-based engines work in folders under ``scratch``."""
-    if settings.engine == "espresso":
-        from pyacemaker.oracle.espresso import EspressoOracle
-
-        return EspressoOracle(settings, scratch)
-    if settings.engine == "vasp":
-        from pyacemaker.oracle.vasp import VaspOracle
-
-        return VaspOracle(settings, scratch)
-    from pyacemaker.oracle.calculators import CalculatorOracle
-
-    return CalculatorOracle(settings)
 
 
 def label(settings: OracleConfig, atoms: Atoms) -> LabelResult:

@@ -1,5 +1,6 @@
 """VASP oracle: INCAR/KPOINTS/POSCAR/POTCAR written by ASE, VASP run as a subprocess (argument
 list, timeout), results read from ``vasprun.xml``; failures heal along ``HEALING_LADDER``.
+At start-up, ``resolve_vasp`` checks the command and the POTCARs.
 
 No VASP binary can be installed here, so its tests cover input writing, parsing of real VASP
 output and failure classification; the docs say so.
@@ -7,6 +8,7 @@ output and failure classification; the docs say so.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -20,8 +22,10 @@ from ase.io import read
 
 from pyacemaker.composition import MAGNETIC, has_metal
 from pyacemaker.config import OracleConfig
+from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
+from pyacemaker.oracle.startup import default_kspacing, require_executable
 
 POTCAR_FOLDER = "potpaw_PBE"
 HEALING_LADDER: tuple[dict[str, Any], ...] = (
@@ -38,6 +42,25 @@ def potcar_paths(elements: list[str], pp_path: Path, setups: str) -> dict[str, P
     """The POTCAR of each element for ASE's ``setups`` name (``potpaw_PBE/<El><suffix>``)."""
     suffixes = get_default_setups().get(setups.lower(), {})
     return {e: pp_path / POTCAR_FOLDER / f"{e}{suffixes.get(e, '')}" / "POTCAR" for e in elements}
+
+
+def resolve_vasp(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
+    """``oracle`` with its ``vasp`` settings completed (``pp_path`` from $VASP_PP_PATH, k-point
+    spacing); raises ConfigError when the VASP command or a POTCAR is missing."""
+    vasp = oracle.vasp
+    require_executable(vasp.command, "oracle.vasp.command", "give the full path to VASP (it "
+                       "cannot be installed from a package registry)")
+    pp_path = vasp.pp_path or (Path(os.environ["VASP_PP_PATH"]) if os.environ.get(
+        "VASP_PP_PATH") else None)
+    if pp_path is None:
+        raise ConfigError("field 'oracle.vasp.pp_path': not set and $VASP_PP_PATH is empty; "
+                          "point it at the folder that holds potpaw_PBE/")
+    missing = [f"{e} ({p})" for e, p in potcar_paths(elements, pp_path.resolve(), vasp.setups).items()
+               if not p.is_file()]
+    if missing:
+        raise ConfigError(f"field 'oracle.vasp.pp_path': no POTCAR for {', '.join(missing)}")
+    return oracle.model_copy(update={"vasp": vasp.model_copy(update={
+        "pp_path": pp_path.resolve(), "kspacing": vasp.kspacing or default_kspacing(elements)})})
 
 
 class VaspOracle(HealingOracle):

@@ -13,10 +13,10 @@ from ase import Atoms
 from ase.build import niggli_reduce
 from ase.neighborlist import neighbor_list
 
-from pyacemaker.composition import reduce_counts
+from pyacemaker.composition import parse_composition, reduce_counts
 from pyacemaker.config import SeedsConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.prototypes import covalent_radius, prototype_crystals, scale_to_radii
+from pyacemaker.prototypes import covalent_radius, prototype_crystals, prototype_names, scale_to_radii
 from pyacemaker.structures import standardized
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,32 @@ def _too_close(atoms: Atoms) -> str | None:
 
 def _formula(composition: dict[str, int]) -> str:
     return "".join(f"{el}{n if n > 1 else ''}" for el, n in composition.items())
+
+
+def check_seeds(settings: SeedsConfig, composition: str) -> None:
+    """Start-up checks of the seeds settings: the files exist and the prototypes are available
+    for ``composition`` (a formula, e.g. TiO2).
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, what is wrong and the choices.
+    """
+    for i, file in enumerate(settings.files):
+        if not file.is_file():
+            raise ConfigError(
+                f"field 'seeds.files.{i}': file '{file}' not found "
+                "(relative paths are relative to the current directory)"
+            )
+    if not settings.prototypes:
+        return
+    known = prototype_names(parse_composition(composition))
+    unknown = sorted(set(settings.prototypes) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"field 'seeds.prototypes': {', '.join(unknown)} not available for "
+            f"{composition}; choose from {', '.join(known) or 'none (use seeds.files)'}"
+        )
 
 
 def random_crystals(composition: dict[str, int], n: int, seed: int) -> list[tuple[str, Atoms]]:

@@ -15,8 +15,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ValidationError
 
-from pyacemaker.config import DFT_ENGINES, Config, OracleConfig, ValidationConfig
+from pyacemaker.config import Config, OracleConfig, ValidationConfig
 from pyacemaker.dataset import Dataset
+from pyacemaker.oracle.registry import find_engine
 from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.state import WorkflowState, write_atomic
 from pyacemaker.structures import standardized
@@ -41,12 +42,16 @@ class CachedReference(BaseModel):
 
 
 def cheap_oracle(settings: OracleConfig) -> Calculator | None:
-    """A calculator of the run's oracle when it is cheap (emt, tblite, chgnet, ase:...), else None."""
-    if settings.engine in DFT_ENGINES:  # too slow to label the validation cells as well
-        return None
-    from pyacemaker.oracle.calculators import calculator_factory
+    """A calculator of the run's oracle when it is cheap (a calculator engine), else None: DFT
+    is too slow to label the validation cells as well.
 
-    return calculator_factory(settings)()
+    Raises
+    ------
+    ConfigError
+        For an unknown engine, or a calculator that cannot be imported.
+    """
+    build = find_engine(settings.engine).calculator_factory(settings)
+    return build() if build else None
 
 
 def read_test_structure(path: Path, elements: list[str], field: str) -> Atoms:

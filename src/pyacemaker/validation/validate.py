@@ -21,6 +21,7 @@ from phonopy import Phonopy
 from pydantic import BaseModel, Field
 
 from pyacemaker.config import TargetsConfig, ValidationConfig
+from pyacemaker.oracle.registry import engine_names
 from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.training.metrics import HeldOutMetrics, held_out_metrics
 from pyacemaker.training.potential import Potential
@@ -198,7 +199,7 @@ def _oracle_gap(reference: OracleReference | None, stage: str, oracle_name: str 
     """Why the oracle's ``stage`` is not there to compare with, or "" when it is."""
     if reference is None:
         if oracle_name is None:
-            return "no oracle to compare with; give a cheap one (emt, tblite, chgnet, ase:...)"
+            return f"no oracle to compare with; give a cheap one ({engine_names(cheap_only=True)})"
         return (f"the oracle ({oracle_name}) is not cheap enough to run the validation cells; "
                 "compare against DFT by hand")
     for needed in ("relaxation", stage):
