@@ -36,6 +36,12 @@ budget:
 targets:                        # held-out accuracy that counts as converged
   energy_rmse_mev_per_atom: 1.0
   force_rmse_ev_per_angstrom: 0.05
+# executor:                     # where labels, MD runs and fits run; default: this machine
+#   kind: parsl                 # Parsl's HighThroughputExecutor
+#   provider: slurm             # local, slurm or pbspro (the README's Clusters section)
+#   partition: compute
+#   walltime: "04:00:00"
+#   worker_init: "source ~/pyacemaker/.venv/bin/activate"
 """
 
 
