@@ -6,8 +6,9 @@ between top-level parts (``training/linear.py`` importing ``pyacemaker.dataset``
 ``training -> dataset``); imports within one part are not edges. The layers, lowest first; a
 part imports only parts below it:
 
-    records, errors, timing, progress, cache, state, composition   (import nothing of ours)
-    lammps_runtime (errors), prototypes (composition)
+    records, errors, timing, progress, cache, composition   (import nothing of ours)
+    workdir (run paths, staged writes), lammps_runtime (errors), prototypes (composition)
+    state (workdir)
     config
     structures      geometry helpers, seeds, strategies, policy, embedding
     dataset
@@ -132,3 +133,7 @@ def test_no_import_cycles():
             f"{a}->{b} at {', '.join(graph[a][b])}" for a, b in zip(cycle, cycle[1:], strict=False))
         for cycle in found)
     assert not found, f"{len(found)} import cycles between pyacemaker's parts:\n{message}"
+
+
+def test_workdir_imports_only_errors():
+    assert set(import_graph()["workdir"]) <= {"errors"}

@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from pyacemaker.composition import parse_composition
 from pyacemaker.errors import PyacemakerError
 from pyacemaker.oracle.registry import engine_names, engine_table, find_engine
+from pyacemaker.workdir import RunPaths
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build machine-learning interatomic potentials (ACE) automatically.")
@@ -96,7 +97,7 @@ def run(
         err_console.print(f"interrupted; nothing stored is lost. Resume with: pyacemaker run {config}")
         raise typer.Exit(130) from None
     console.print(f"[bold green]done:[/] {state.stop_reason}; potential in "
-                  f"{settings.workdir / 'potential'}")
+                  f"{RunPaths(settings.workdir).potential}")
 
 
 @app.command()
@@ -105,15 +106,16 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Show the iterations of a run: labels, held-out RMSE, max gamma."""
-    from pyacemaker.state import STATE_FILE, WorkflowState
+    from pyacemaker.state import WorkflowState
     from pyacemaker.status import history_table, status_dict
 
-    if not (workdir / STATE_FILE).is_file():
-        raise _fail(FileNotFoundError(f"no run in '{workdir}' ({STATE_FILE} not found)"))
+    path = RunPaths(workdir).state
+    if not path.is_file():
+        raise _fail(FileNotFoundError(f"no run in '{workdir}' ({path.name} not found)"))
     try:
         state = WorkflowState.load(workdir)
     except ValueError as err:
-        raise _fail(ValueError(f"{workdir / STATE_FILE} is unreadable: {err}")) from None
+        raise _fail(ValueError(f"{path} is unreadable: {err}")) from None
     if as_json:
         print(json.dumps(status_dict(state), indent=2))
         return

@@ -27,8 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pyacemaker.config import ExecutorConfig
 from pyacemaker.errors import CalculationFailed
-from pyacemaker.state import write_atomic
 from pyacemaker.timing import record
+from pyacemaker.workdir import write_file
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def store_files(folder: Path, files: dict[str, bytes]) -> None:
     for name, content in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, content)
+        write_file(path, content)
 
 
 def timed_call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float]:

@@ -4,25 +4,14 @@ Every phase is idempotent and the state is saved after each one, so a run killed
 resumes where it stopped: selected structures live in the dataset as ``pending`` rows, each
 label is stored the moment it arrives, and a fit becomes visible only when complete.
 
-Workdir layout::
-
-    config.resolved.yaml   every setting, inferred ones included
-    state.json             iteration, phase, per-iteration history, stop reason
-    dataset.db             structures, labels and provenance (ase.db / SQLite)
-    seeds.extxyz           the starting structures
-    iterations/iter_NNN/potential/   .yaml .yace .asi potential.json fit.json
-    iterations/iter_NNN/md/RUN/      LAMMPS input, log and dumps of each MD run
-    iterations/iter_NNN/validation/  validation.json and validation_report.html
-    dft/HASH/attempt_N/    inputs and outputs of each DFT attempt, gzip-compressed
-    potential/             copy of the latest potential
-    validation_report.html the latest potential's report
-    run.log                the log of every session
+The workdir's layout and the way files and folders are published in it: ``pyacemaker.workdir``
+(``RunPaths``, ``write_file``, ``staged_folder``).
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +31,7 @@ from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.explore import Explorer, StandardExplorer
 from pyacemaker.oracle import task as label_task
 from pyacemaker.records import LabelResult
-from pyacemaker.state import WorkflowState, write_atomic
+from pyacemaker.state import WorkflowState
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.policy import (
     PolicyDecision,
@@ -51,18 +40,16 @@ from pyacemaker.structures.policy import (
     initial_decision,
 )
 from pyacemaker.structures.seeds import seed_structures
-from pyacemaker.training.linear import FitResult, load_fit, publish_fit, staging_folder
+from pyacemaker.training.linear import FitResult, load_fit
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import select
 from pyacemaker.training.trainer import FitOutcome, fit_task
-from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
+from pyacemaker.validation.report import write_report
 from pyacemaker.validation.run import validate_in_run
 from pyacemaker.validation.validate import ValidationResult
+from pyacemaker.workdir import RunPaths, publish_copy, staged_folder, write_file
 
 log = logging.getLogger(__name__)
-
-RESOLVED_CONFIG = "config.resolved.yaml"
-SEEDS_FILE = "seeds.extxyz"
 
 
 class Workflow:
@@ -72,6 +59,7 @@ class Workflow:
                  show_progress: bool = True, explorer: Explorer | None = None) -> None:
         self.config = config
         self.workdir = config.workdir
+        self.paths = RunPaths(config.workdir)
         self.console = console or Console()
         self.show_progress = show_progress
         self.dispatcher = self.make_dispatcher()
@@ -84,7 +72,7 @@ class Workflow:
     def run(self) -> WorkflowState:
         """Run phases until the stop criterion; return the final state."""
         self._prepare_workdir()
-        handler = logging.FileHandler(self.workdir / "run.log")
+        handler = logging.FileHandler(self.paths.log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("pyacemaker")
         logger.addHandler(handler)
@@ -93,7 +81,7 @@ class Workflow:
             logger.setLevel(logging.INFO)
         try:
             self.state = WorkflowState.load(self.workdir)
-            self.dataset = Dataset(self.workdir / "dataset.db", self.config.trainer.test_fraction)
+            self.dataset = Dataset(self.paths.dataset, self.config.trainer.test_fraction)
             if self.state.phase != "explore" or self.state.iteration:
                 log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
             phases = {"explore": self.explore, "label": self.label, "train": self.train,
@@ -114,8 +102,7 @@ class Workflow:
         """Where this run's tasks go (``executor``); local pools sized by the worker counts."""
         workers = {"label": self.config.oracle.workers, "md": self.config.dynamics.workers,
                    "fit": 1}
-        return make_dispatcher(self.config.executor, workers, self.workdir / "parsl",
-                               self.show_progress)
+        return make_dispatcher(self.config.executor, workers, self.paths.parsl, self.show_progress)
 
     def timed(self, phases: dict[str, Callable[[], None]]) -> None:
         """Run the current phase; add its wall and engine time to its iteration's record."""
@@ -129,9 +116,9 @@ class Workflow:
         """Create the workdir, or check that a resumed run keeps its settings; write the
         resolved config."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if (self.workdir / RESOLVED_CONFIG).is_file():
+        if self.paths.resolved_config.is_file():
             check_resumable(read_resolved_config(self.workdir), self.config)
-        write_atomic(self.workdir / RESOLVED_CONFIG, dump_config(self.config))
+        write_file(self.paths.resolved_config, dump_config(self.config))
 
     # ------------------------------------------------------------------ phases
 
@@ -150,8 +137,7 @@ class Workflow:
         if decision:
             log.info("iteration %d: policy: T %s K, max strain %.3f; %s", i,
                      decision.temperatures_k, decision.max_strain, "; ".join(decision.reasons))
-        result = self.explorer.explore(self.starts(), potential, i, self.iteration_dir(i) / "md",
-                                       decision)
+        result = self.explorer.explore(self.starts(), potential, i, self.paths.md_of(i), decision)
         record.candidates = len(result.candidates)
         record.md_runs, record.halts = result.md_runs, result.halts
         record.md_failures = len(result.md_failures)
@@ -211,13 +197,13 @@ class Workflow:
 
     def store_label(self, row_id: int, result: LabelResult) -> None:
         """Keep a label's files under ``dft/`` (gzip-compressed), then the label itself."""
-        store_files(self.workdir / "dft", result.logs)
+        store_files(self.paths.dft, result.logs)
         self.dataset.store_label(row_id, result)
 
     def train(self) -> None:
         """Fit this iteration's potential (skipped if the fit already finished)."""
         i = self.state.iteration
-        folder = self.potential_dir(i)
+        folder = self.paths.potential_of(i)
         fitted = load_fit(folder)
         if fitted is None:
             train, test = self.dataset.labelled("train"), self.dataset.labelled("test")
@@ -230,9 +216,9 @@ class Workflow:
             outcomes: list[FitOutcome] = []
             self.dispatcher.run("fit", [task], lambda _, outcome: outcomes.append(outcome),
                                 f"fitting ({self.config.trainer.kind})")
-            staging = staging_folder(folder)
-            store_files(staging, outcomes[0].files)
-            _, fit = publish_fit(staging, folder)
+            with staged_folder(folder) as staging:
+                store_files(staging, outcomes[0].files)
+            _, fit = load_fit(folder)
         else:
             fit = fitted[1]
         record = self.state.record(i)
@@ -253,7 +239,7 @@ class Workflow:
     def evaluate(self) -> None:
         """Publish and validate the potential, decide whether to go on."""
         i = self.state.iteration
-        _publish(self.potential_dir(i), self.workdir / "potential")
+        publish_copy(self.paths.potential_of(i), self.paths.potential)
         r = self.state.record(i)
         log.info("iteration %d: held-out RMSE %s meV/atom, %s eV/A (%d train, %d test structures)",
                  i, fmt(r.test_energy_rmse, "{:.2f}"), fmt(r.test_force_rmse, "{:.4f}"), r.n_train,
@@ -273,33 +259,33 @@ class Workflow:
     def validate(self, i: int) -> None:
         """Grade iteration ``i``'s potential and write its report (kept when already written);
         the workdir's ``validation_report.html`` is the latest one."""
-        folder = self.iteration_dir(i) / "validation"
-        if (folder / RESULT_FILE).is_file():
-            result = ValidationResult.model_validate_json((folder / RESULT_FILE).read_text())
+        stored = self.paths.validation_result_of(i)
+        if stored.is_file():
+            result = ValidationResult.model_validate_json(stored.read_text())
         else:
             log.info("iteration %d: validating the potential", i)
             self.state.save(self.workdir)  # the report's history includes this iteration
             result = validate_in_run(self.potential_of(i), self.config, self.workdir,
                                      show_progress=self.show_progress)
-            write_report(result, folder)
-        write_atomic(self.workdir / REPORT_FILE, (folder / REPORT_FILE).read_text())
+            write_report(result, self.paths.validation_of(i))
+        write_file(self.paths.report, self.paths.report_of(i).read_text())
         record = self.state.record(i)
         record.validation_passed = result.passed
         record.validation_failed = [c.name for c in result.checks if c.passed is False]
         record.validation_seconds = result.seconds
         log.info("iteration %d: validation %s%s (%s)", i, "passed" if result.passed else "FAILED",
                  "" if result.passed else ": " + ", ".join(record.validation_failed),
-                 self.workdir / REPORT_FILE)
+                 self.paths.report)
 
     def add_stop_reason_to_report(self) -> None:
         """Rewrite the latest report (if any) with the reason the run stopped."""
-        reports = sorted((self.workdir / "iterations").glob(f"iter_*/validation/{RESULT_FILE}"))
-        if not reports:
+        results = self.paths.validation_results()
+        if not results:
             return
-        folder = reports[-1].parent
-        result = ValidationResult.model_validate_json((folder / RESULT_FILE).read_text())
-        write_report(result.model_copy(update={"stop_reason": self.state.stop_reason}), folder)
-        write_atomic(self.workdir / REPORT_FILE, (folder / REPORT_FILE).read_text())
+        result = ValidationResult.model_validate_json(results[-1].read_text())
+        report = write_report(result.model_copy(update={"stop_reason": self.state.stop_reason}),
+                              results[-1].parent)
+        write_file(self.paths.report, report.read_text())
 
     # ------------------------------------------------------------------ helpers
 
@@ -329,8 +315,7 @@ class Workflow:
     def carry_over(self, i: int) -> None:
         """Iteration ``i`` labels nothing: it keeps the previous potential and its scores."""
         previous, record = self.state.record(i - 1), self.state.record(i)
-        shutil.rmtree(self.potential_dir(i), ignore_errors=True)
-        _publish(self.potential_dir(i - 1), self.potential_dir(i))
+        publish_copy(self.paths.potential_of(i - 1), self.paths.potential_of(i))
         for name in ("labels_total", "failed_total", "functions_per_element", "trainer", "n_train",
                      "n_test", "train_energy_rmse", "train_force_rmse", "test_energy_rmse",
                      "test_force_rmse", "test_by_class", "held_out_gamma"):
@@ -342,12 +327,6 @@ class Workflow:
         record, targets = self.state.record(iteration), self.config.targets
         return targets.energy_met(record.test_energy_rmse) and targets.force_met(
             record.test_force_rmse)
-
-    def potential_dir(self, iteration: int) -> Path:
-        return self.iteration_dir(iteration) / "potential"
-
-    def iteration_dir(self, iteration: int) -> Path:
-        return self.workdir / "iterations" / f"iter_{iteration:03d}"
 
     def decision(self, iteration: int) -> PolicyDecision:
         """The exploration policy for ``iteration`` (>= 1): the composition's start, then
@@ -366,19 +345,19 @@ class Workflow:
                                 self.targets_met(iteration - 1))
 
     def potential_of(self, iteration: int) -> Potential:
-        return Potential.load(self.potential_dir(iteration))
+        return Potential.load(self.paths.potential_of(iteration))
 
     def starts(self) -> list[tuple[str, Atoms]]:
         """Seed structures, generated once and kept in ``seeds.extxyz`` for resumes."""
-        path = self.workdir / SEEDS_FILE
+        path = self.paths.seeds
         if not path.is_file():
             seeds = seed_structures(parse_composition(self.config.composition), self.config.seeds,
                                     self.config.exploration.random_seed)
             for origin, atoms in seeds:
                 atoms.info["origin"] = origin
-            tmp = path.with_suffix(".tmp.extxyz")
-            ase.io.write(tmp, [a for _, a in seeds], format="extxyz")
-            tmp.replace(path)
+            text = io.StringIO()
+            ase.io.write(text, [a for _, a in seeds], format="extxyz")
+            write_file(path, text.getvalue())
         return [(a.info["origin"], a) for a in ase.io.read(path, ":", format="extxyz")]
 
 
@@ -406,17 +385,8 @@ def read_resolved_config(workdir: Path) -> Config:
     ConfigError
         The file does not validate (e.g. edited by hand).
     """
-    path = workdir / RESOLVED_CONFIG
+    path = RunPaths(workdir).resolved_config
     return config_from_dict(yaml.safe_load(path.read_text()), source=str(path))
-
-
-def _publish(source: Path, target: Path) -> None:
-    """Replace ``target`` with a copy of ``source`` (copy beside it, then swap)."""
-    staging = target.with_name(target.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)
 
 
 def _timed(action) -> float:

@@ -1,30 +1,19 @@
 """Workflow state: where a run is (iteration, phase) and what each iteration produced.
 
-Written atomically (temporary file, fsync, rename) after every phase, so a killed run always
-finds a consistent state to resume from.
+Written atomically (``workdir.write_file``: temporary file, fsync, rename) after every phase,
+so a killed run always finds a consistent state to resume from.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pyacemaker.workdir import RunPaths, write_file
+
 Phase = Literal["explore", "label", "train", "evaluate", "done"]
-STATE_FILE = "state.json"
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Replace ``path`` with ``content`` so that readers see the old or the new file, never a
-    partial one (temporary file, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb" if isinstance(content, bytes) else "w") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class IterationRecord(BaseModel):
@@ -87,12 +76,12 @@ class WorkflowState(BaseModel):
 
     def save(self, workdir: Path) -> None:
         """Atomically replace ``workdir/state.json``."""
-        write_atomic(workdir / STATE_FILE, self.model_dump_json(indent=2))
+        write_file(RunPaths(workdir).state, self.model_dump_json(indent=2))
 
     @classmethod
     def load(cls, workdir: Path) -> WorkflowState:
         """State of ``workdir``, or a fresh state if the run has not started."""
-        path = workdir / STATE_FILE
+        path = RunPaths(workdir).state
         if not path.is_file():
             return cls()
         return cls.model_validate_json(path.read_text())

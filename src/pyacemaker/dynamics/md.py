@@ -111,9 +111,10 @@ class LammpsEngine:
             )
 
     def run(self, atoms: Atoms, potential: Potential, request: MDRequest, folder: Path) -> MDResult:
-        """Run MD from ``atoms`` in ``folder`` (replaced if it exists) and parse the outcome."""
-        if folder.exists():
-            shutil.rmtree(folder)
+        """Run MD from ``atoms`` in ``folder`` and parse the outcome; the files an earlier run
+        wrote there are replaced, nothing else in ``folder`` is touched."""
+        for name in (LOG_FILE, EXTRAPOLATIVE_DUMP, FINAL_DUMP):  # outputs of ours, by name
+            (folder / name).unlink(missing_ok=True)
         write_md_inputs(folder, atoms, potential, request, self.plugin)
         result = MDResult(folder, request, "failed", 0, 0.0, list(potential.elements),
                           atoms.cell.array.copy())

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.cache import cache_dir
 from pyacemaker.config import DftConfig, OracleConfig
 from pyacemaker.errors import EngineSetupError
-from pyacemaker.state import write_atomic
+from pyacemaker.workdir import write_file
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def converged_ecutwfc(element: str, dft: DftConfig) -> CutoffTest:
     log.info("choosing the plane-wave cutoff for %s (%s): pw.x convergence test, once", element, upf.name)
     result = _convergence_test(element, dft)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, json.dumps({**_read_cache(cache), key: result.model_dump()}, indent=1))
+    write_file(cache, json.dumps({**_read_cache(cache), key: result.model_dump()}, indent=1))
     log.info("%s: ecutwfc %g Ry (forces within %g eV/A, stress %g GPa, energy differences %g "
              "meV/atom of %g Ry)", element, result.ecutwfc, *TOLERANCES.values(), REFERENCE_RY)
     return result

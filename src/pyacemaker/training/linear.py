@@ -10,8 +10,6 @@ are the strain derivatives of the energy rows, by central differences.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +27,7 @@ from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.metrics import Errors, held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
+from pyacemaker.workdir import staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -278,22 +277,10 @@ def held_out_scores(potential: Potential, test: list[Atoms], classes: list[str],
             "held_out_gamma": float(np.percentile(metrics.max_gamma, 90))}
 
 
-def staging_folder(out_dir: Path) -> Path:
-    """An empty folder beside ``out_dir`` where a fit is written before it is published."""
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def publish_fit(folder: Path, out_dir: Path, result: FitResult | None = None) -> tuple[Potential, FitResult]:
-    """Write ``result`` as ``fit.json`` into ``folder`` (when given) and rename the folder to
-    ``out_dir``, replacing it: a fit appears whole or not at all."""
-    if result is not None:
-        (folder / FIT_FILE).write_text(result.model_dump_json(indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)  # a rename cannot replace a non-empty folder
-    os.replace(folder, out_dir)
-    return load_fit(out_dir)
+def write_fit(folder: Path, result: FitResult) -> None:
+    """Write ``result`` as ``fit.json`` into ``folder``: a potential folder with it holds a
+    finished fit (``load_fit``)."""
+    (folder / FIT_FILE).write_text(result.model_dump_json(indent=2))
 
 
 def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
@@ -302,8 +289,9 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     """Fit ``train``, score on ``test`` (``held_out_scores`` over ``classes``), write
     .yaml/.yace/.asi/potential.json to ``out_dir``.
 
-    The folder appears atomically (written beside it, then renamed), so a killed fit leaves
-    nothing half-written; ``fit.json`` in it holds the FitResult.
+    The folder appears atomically (written beside it, then swapped in by
+    ``workdir.staged_folder``), so a killed fit leaves nothing half-written; ``fit.json`` in it
+    holds the FitResult.
     """
     from pyace.linearacefit import LinearACEDataset, LinearACEFit
     from sklearn.linear_model import Ridge
@@ -325,19 +313,19 @@ def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
     with engine_call():
         fit.model.fit(design, target, sample_weight=weights)
         train_err = fit.compute_errors(train_ds)
-    staging = staging_folder(out_dir)
-    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
-                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
-                          reference_energies=references, functions_per_element=n_funcs)
-    write_potential_files(fit.get_bbasis(), potential, train)
-    result = FitResult(
-        n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
-        functions_per_element=n_funcs,
-        loss_kappa=settings.loss_kappa, loss_stress=settings.loss_stress, n_stressed=len(with_stress),
-        seconds=time.perf_counter() - start,
-        train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
-        **held_out_scores(potential, test, classes, settings.max_force))
-    return publish_fit(staging, out_dir, result)
+    with staged_folder(out_dir) as staging:
+        potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+                              zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
+                              reference_energies=references, functions_per_element=n_funcs)
+        write_potential_files(fit.get_bbasis(), potential, train)
+        write_fit(staging, FitResult(
+            n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
+            functions_per_element=n_funcs, loss_kappa=settings.loss_kappa,
+            loss_stress=settings.loss_stress, n_stressed=len(with_stress),
+            seconds=time.perf_counter() - start,
+            train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
+            **held_out_scores(potential, test, classes, settings.max_force)))
+    return load_fit(out_dir)
 
 
 def load_fit(out_dir: Path) -> tuple[Potential, FitResult] | None:

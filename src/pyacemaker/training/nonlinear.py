@@ -33,13 +33,14 @@ from pyacemaker.training.linear import (
     delta_dataframe,
     fit_inputs,
     held_out_scores,
-    publish_fit,
-    staging_folder,
+    load_fit,
     structure_weights,
+    write_fit,
     write_potential_files,
 )
 from pyacemaker.training.metrics import held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
+from pyacemaker.workdir import staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
                       on_iteration: Callable[[int], None] | None = None,
                       classes: list[str] = ()) -> tuple[Potential, FitResult]:
     """Fit ``train`` with pacemaker, score on ``test``, write the potential to ``out_dir``
-    (atomically, like the linear trainer). ``initial`` (a previous nonlinear potential)
+    (atomically, like the linear trainer; a failed fit's folder is kept beside it as
+    ``<name>.failed-<timestamp>``). ``initial`` (a previous nonlinear potential)
     warm-starts the fit instead of starting from zero."""
     from pyace import ACEBBasisSet, BBasisConfiguration
 
@@ -155,31 +157,34 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     if initial is not None:
         n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
-    staging = staging_folder(out_dir)
-    work = staging / WORK
-    work.mkdir()
-    train_df, references = weighted_frame(train, baseline)
-    train_df.to_pickle(work / "train.pckl.gzip", compression="gzip")
-    fitted_test = within_force_limit(test, settings.max_force)
-    if fitted_test:
-        weighted_frame(fitted_test, baseline, references)[0].to_pickle(work / "test.pckl.gzip",
-                                                                        compression="gzip")
-    (work / "input.yaml").write_text(yaml.safe_dump(
-        pacemaker_input(elements, settings, n_funcs, initial, bool(fitted_test)), sort_keys=False))
-    log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s", n_funcs,
-             len(train), settings.nonlinear_iterations, f", from {initial.yaml}" if initial else "")
-    with engine_call():
-        fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
+    with staged_folder(out_dir) as staging:
+        work = staging / WORK
+        work.mkdir()
+        train_df, references = weighted_frame(train, baseline)
+        train_df.to_pickle(work / "train.pckl.gzip", compression="gzip")
+        fitted_test = within_force_limit(test, settings.max_force)
+        if fitted_test:
+            weighted_frame(fitted_test, baseline, references)[0].to_pickle(
+                work / "test.pckl.gzip", compression="gzip")
+        (work / "input.yaml").write_text(yaml.safe_dump(
+            pacemaker_input(elements, settings, n_funcs, initial, bool(fitted_test)),
+            sort_keys=False))
+        log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s",
+                 n_funcs, len(train), settings.nonlinear_iterations,
+                 f", from {initial.yaml}" if initial else "")
+        with engine_call():
+            fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
 
-    potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
-                          zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
-                          reference_energies=references, functions_per_element=n_funcs,
-                          kind="nonlinear")
-    write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
-    train_e, train_f = model_errors(potential, train)
-    result = FitResult(n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
-                       functions_per_element=n_funcs, seconds=time.perf_counter() - start,
-                       train_energy_rmse=train_e, train_force_rmse=train_f, kind="nonlinear",
-                       loss_kappa=settings.loss_kappa,
-                       **held_out_scores(potential, test, classes, settings.max_force))
-    return publish_fit(staging, out_dir, result)
+        potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+                              zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
+                              reference_energies=references, functions_per_element=n_funcs,
+                              kind="nonlinear")
+        write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
+        train_e, train_f = model_errors(potential, train)
+        write_fit(staging, FitResult(
+            n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
+            functions_per_element=n_funcs, seconds=time.perf_counter() - start,
+            train_energy_rmse=train_e, train_force_rmse=train_f, kind="nonlinear",
+            loss_kappa=settings.loss_kappa,
+            **held_out_scores(potential, test, classes, settings.max_force)))
+    return load_fit(out_dir)

@@ -20,9 +20,10 @@ from ase import Atoms
 
 from pyacemaker.config import TargetsConfig, TrainerConfig
 from pyacemaker.progress import progress_bar
-from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit, publish_fit
+from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available
 from pyacemaker.training.potential import Potential
+from pyacemaker.workdir import publish_copy
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
                "not the run's last fit" if not final else nonlinear_refused(train))
     if refused:
         log.info("trainer: linear (%s)", refused)
-        return publish_fit(linear_dir, out_dir)
+        publish_copy(linear_dir, out_dir)
+        shutil.rmtree(linear_dir)  # this function's own fit folder (<out_dir>.linear), published
+        return load_fit(out_dir)
     log.info("trainer: linear misses the targets (%.2f meV/atom, %.4f eV/A held out); fitting "
              "nonlinear", linear[1].test_energy_rmse or linear[1].train_energy_rmse,
              linear[1].test_force_rmse or linear[1].train_force_rmse)
@@ -66,9 +69,10 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     better = nonlinear if _error(nonlinear[1]) < _error(linear[1]) else linear
     log.info("trainer: keeping the %s fit (held-out %.2f vs %.2f meV/atom)", better[1].kind,
              _error(better[1]), _error((linear if better is nonlinear else nonlinear)[1]))
-    kept = publish_fit(better[0].folder, out_dir)
-    shutil.rmtree(linear_dir if better is nonlinear else nonlinear_dir, ignore_errors=True)
-    return kept
+    publish_copy(better[0].folder, out_dir)
+    for folder in (linear_dir, nonlinear_dir):  # this function's own fit folders, one published
+        shutil.rmtree(folder)
+    return load_fit(out_dir)
 
 
 @dataclass

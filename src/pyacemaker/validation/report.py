@@ -15,20 +15,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
 
-from pyacemaker.state import write_atomic  # noqa: E402
 from pyacemaker.validation.validate import ValidationResult  # noqa: E402
-
-REPORT_FILE = "validation_report.html"
-RESULT_FILE = "validation.json"
+from pyacemaker.workdir import REPORT_FILE, RESULT_FILE, write_file  # noqa: E402
 
 
 def write_report(result: ValidationResult, folder: Path) -> Path:
     """Write ``validation.json`` and ``validation_report.html`` into ``folder``; return the
     report's path. Both are replaced atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / RESULT_FILE, result.model_dump_json(indent=1))
+    write_file(folder / RESULT_FILE, result.model_dump_json(indent=1))
     path = folder / REPORT_FILE
-    write_atomic(path, render(result))
+    write_file(path, render(result))
     return path
 
 

@@ -19,15 +19,15 @@ from pyacemaker.config import Config, OracleConfig, ValidationConfig
 from pyacemaker.dataset import Dataset
 from pyacemaker.oracle.registry import find_engine
 from pyacemaker.progress import progress_bar, task_callback
-from pyacemaker.state import WorkflowState, write_atomic
+from pyacemaker.state import WorkflowState
 from pyacemaker.structures import standardized
 from pyacemaker.structures.seeds import read_structure_file
 from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
+from pyacemaker.workdir import RunPaths, write_file
 
-REFERENCE_FILE = Path("validation") / "oracle_reference.json"
 REFERENCE_FORMAT = 2  # bump when OracleReference or its computation changes
 # the validation settings the oracle's side depends on (tolerances only grade it)
 REFERENCE_SETTINGS = {"eos_max_strain", "elastic_strain", "phonon_min_width", "phonon_displacement",
@@ -67,7 +67,7 @@ def run_structure(config: Config, workdir: Path) -> Atoms:
     if config.validation.structure is not None:
         return read_test_structure(config.validation.structure, config.elements,
                                    "validation.structure")
-    seed = ase.io.read(workdir / "seeds.extxyz", index=0, format="extxyz")
+    seed = ase.io.read(RunPaths(workdir).seeds, index=0, format="extxyz")
     primitive = standardized(seed, to_primitive=True) or seed
     primitive.info["origin"] = seed.info.get("origin", "seed")
     return primitive
@@ -92,7 +92,7 @@ def run_reference(structure: Atoms, config: Config, workdir: Path,
     """The oracle's side of the validation on ``structure``: read from
     ``<workdir>/validation/oracle_reference.json`` when its key matches, else computed with the
     run's oracle and stored there; None when the oracle is not cheap (DFT)."""
-    path = workdir / REFERENCE_FILE
+    path = RunPaths(workdir).reference
     key = reference_key(structure, config.oracle, config.validation)
     if path.is_file():
         try:
@@ -108,7 +108,7 @@ def run_reference(structure: Atoms, config: Config, workdir: Path,
         reference = oracle_reference(structure, calc, config.validation,
                                      lambda name: task_callback(progress, name))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, CachedReference(key=key, reference=reference).model_dump_json())
+    write_file(path, CachedReference(key=key, reference=reference).model_dump_json())
     return reference
 
 
@@ -117,7 +117,7 @@ def validate_in_run(potential: Potential, config: Config, workdir: Path,
     """Validate ``potential`` with the run in ``workdir``: its held-out structures, targets,
     history and stop reason, and, when the oracle is cheap, the oracle's own results (cached)."""
     state = WorkflowState.load(workdir)
-    held_out = Dataset(workdir / "dataset.db", config.trainer.test_fraction).labelled("test")
+    held_out = Dataset(RunPaths(workdir).dataset, config.trainer.test_fraction).labelled("test")
     structure = structure if structure is not None else run_structure(config, workdir)
     reference = run_reference(structure, config, workdir, show_progress)
     result = validate(potential, structure, config.validation, config.targets, held_out,
@@ -133,6 +133,6 @@ def find_run(potential_folder: Path) -> Path | None:
     """The workdir that holds ``potential_folder`` (``WORKDIR/potential`` or
     ``WORKDIR/iterations/iter_NNN/potential``), or None."""
     for parent in list(potential_folder.resolve().parents)[:3]:
-        if (parent / "config.resolved.yaml").is_file() and (parent / "dataset.db").is_file():
+        if RunPaths(parent).is_run():
             return parent
     return None
