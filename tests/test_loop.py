@@ -102,7 +102,7 @@ def test_every_iteration_is_validated_and_reported(emt_run):
         run / "iterations" / "iter_002" / "validation" / "validation_report.html").read_text()
     assert state.history[2].policy is not None
     html = (run / "validation_report.html").read_text()
-    assert "Exploration policy per iteration" in html and state.history[2].policy["reasons"][0] in html
+    assert "Exploration policy per iteration" in html and state.history[2].policy.reasons[0] in html
     assert "valid" in CliRunner().invoke(app, ["status", str(run)]).output
     again = CliRunner().invoke(app, ["validate", str(run / "potential"), "--output", str(run.parent),
                                      "--no-progress"])  # inside the workdir: its data and targets
@@ -124,7 +124,7 @@ def test_loop_stops_when_converged_and_says_why(tmp_path):
     assert state.stop_reason.startswith("converged: held-out RMSE within targets")
     assert "700 K" in state.stop_reason and state.iteration < 6
     last = state.history[-1]
-    assert last.halts == 0 and last.max_gamma < last.policy["gamma_halt"] and last.selected == 0
+    assert last.halts == 0 and last.max_gamma < last.policy.gamma_halt and last.selected == 0
     assert "converged" in CliRunner().invoke(app, ["status", str(tmp_path / "run")]).output
 
 

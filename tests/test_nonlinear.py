@@ -177,7 +177,7 @@ def test_loop_with_the_nonlinear_trainer_warm_starts_each_fit(tmp_path):
     result = CliRunner().invoke(app, ["run", str(tmp_path / "config.yaml"), "--no-progress"])
     assert result.exit_code == 0, result.output
     state = WorkflowState.load(tmp_path / "run")
-    assert [r.trainer for r in state.history] == ["nonlinear", "nonlinear"]
+    assert [r.fit.kind for r in state.history] == ["nonlinear", "nonlinear"]
     second = tmp_path / "run" / "iterations" / "iter_001" / "potential" / "pacemaker" / "input.yaml"
     start = Path(yaml.safe_load(second.read_text())["potential"])
     # warm start from the first fit, which travelled to the fit task as its files

@@ -26,8 +26,8 @@ from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
 from pyacemaker.dispatch import Dispatcher, Task, store_files
 from pyacemaker.dynamics.md import MDRequest
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.records import PolicyDecision
 from pyacemaker.structures import bare
-from pyacemaker.structures.policy import PolicyDecision
 from pyacemaker.structures.seeds import fit_cell, random_crystals
 from pyacemaker.structures.strategies import (
     antisite,

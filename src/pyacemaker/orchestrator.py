@@ -23,24 +23,24 @@ from ase import Atoms
 from rich.console import Console
 
 from pyacemaker import timing
+from pyacemaker.candidates import Candidate
 from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, check_resumable, config_from_dict, dump_config
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
 from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher, store_files
 from pyacemaker.dynamics.md import LammpsEngine
-from pyacemaker.explore import Explorer, StandardExplorer
+from pyacemaker.explore import ExplorationResult, Explorer, StandardExplorer
 from pyacemaker.oracle import task as label_task
-from pyacemaker.records import LabelResult
+from pyacemaker.records import FitResult, LabelResult, PolicyDecision
 from pyacemaker.state import WorkflowState
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures.policy import (
-    PolicyDecision,
     adapt,
     gamma_thresholds,
     initial_decision,
 )
 from pyacemaker.structures.seeds import seed_structures
-from pyacemaker.training.linear import FitResult, load_fit
+from pyacemaker.training.linear import load_fit
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import select
 from pyacemaker.training.trainer import FitOutcome, fit_task
@@ -130,52 +130,62 @@ class Workflow:
             self.state.phase = "label"
             return
         potential = None if i == 0 else self.potential_of(i - 1)
-        log.info("iteration %d: exploring%s", i, "" if potential else " (seed structures)")
         decision = self.decision(i) if potential else None
-        record = self.state.record(i)
-        record.policy = decision.model_dump() if decision else None
+        self.state.record(i).policy = decision
+        result = self.run_explorer(i, potential, decision)
+        if decision and self.converged(i, decision, result.halts, result.max_gamma):
+            self.state.record(i).labels_total = self.dataset.count(status=LABELLED)
+            self.finish(i, f"converged: held-out RMSE within targets and MD up to "
+                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
+                           f"above the halt threshold {decision.gamma_halt:g}")
+            return
+        room = self.config.budget.max_labels - self.dataset.count()
+        chosen = self.selection(i, result.candidates, potential, decision, room)
+        if not chosen and room > 0 and decision and self.targets_met(i - 1):
+            log.info("iteration %d: nothing above γ %g; keeping the potential and exploring "
+                     "hotter next", i, decision.gamma_collect)
+            self.carry_over(i)
+        elif not chosen:
+            self.finish(i, self.stop_reason_without_selection(room))
+        else:
+            self.dataset.add_pending([
+                (c.atoms, {**c.provenance, "iteration": i, "gamma": round(c.gamma, 4)})
+                for c in (result.candidates[k] for k in chosen)])
+            self.state.phase = "label"
+
+    def run_explorer(self, i: int, potential: Potential | None,
+                     decision: PolicyDecision | None) -> ExplorationResult:
+        """Candidates of iteration ``i`` from the explorer; what it saw goes into the record."""
+        log.info("iteration %d: exploring%s", i, "" if potential else " (seed structures)")
         if decision:
             log.info("iteration %d: policy: T %s K, max strain %.3f; %s", i,
                      decision.temperatures_k, decision.max_strain, "; ".join(decision.reasons))
         result = self.explorer.explore(self.starts(), potential, i, self.paths.md_of(i), decision)
+        record = self.state.record(i)
         record.candidates = len(result.candidates)
         record.md_runs, record.halts = result.md_runs, result.halts
         record.md_failures = len(result.md_failures)
         record.max_gamma = result.max_gamma if potential else None
         log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted)", i,
                  len(result.candidates), result.max_gamma, result.halts, result.md_runs)
-        if decision and self.converged(i, decision, result.halts, result.max_gamma):
-            record.labels_total = self.dataset.count(status=LABELLED)
-            self.finish(i, f"converged: held-out RMSE within targets and MD up to "
-                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
-                           f"above the halt threshold {decision.gamma_halt:g}")
-            return
-        room = self.config.budget.max_labels - self.dataset.count()
-        atoms = [c.atoms for c in result.candidates]
-        if potential is None:
-            chosen = list(range(min(room, len(atoms))))
+        return result
+
+    def selection(self, i: int, candidates: list[Candidate], potential: Potential | None,
+                  decision: PolicyDecision | None, room: int) -> list[int]:
+        """Indices of the candidates to label, at most ``room``: every seed candidate, then
+        MaxVol above the policy's collect threshold (extrapolating ones only once the targets
+        are met). The count is saved with the state."""
+        if potential is None or decision is None:
+            chosen = list(range(min(room, len(candidates))))
         else:
             n = min(room, self.config.exploration.labels_per_iteration)
-            chosen = select(potential, atoms, np.array([c.gamma for c in result.candidates]), n,
-                            decision.gamma_collect, require_extrapolation=self.targets_met(i - 1))
-        record.selected = len(chosen)
+            chosen = select(potential, [c.atoms for c in candidates],
+                            np.array([c.gamma for c in candidates]), n, decision.gamma_collect,
+                            require_extrapolation=self.targets_met(i - 1))
+        self.state.record(i).selected = len(chosen)
         self.state.save(self.workdir)
         log.info("iteration %d: %d selected", i, len(chosen))
-        if not chosen and room > 0 and decision and self.targets_met(i - 1):
-            log.info("iteration %d: nothing above γ %g; keeping the potential and exploring "
-                     "hotter next", i, decision.gamma_collect)
-            self.carry_over(i)
-            return
-        if not chosen:
-            self.finish(i, self.stop_reason_without_selection(room))
-            return
-        self.dataset.add_pending([
-            (result.candidates[k].atoms,
-             {**result.candidates[k].provenance, "iteration": i,
-              "gamma": round(result.candidates[k].gamma, 4)})
-            for k in chosen
-        ])
-        self.state.phase = "label"
+        return chosen
 
     def label(self) -> None:
         """Label every pending structure; each result is stored as it arrives."""
@@ -221,16 +231,8 @@ class Workflow:
             _, fit = load_fit(folder)
         else:
             fit = fitted[1]
-        record = self.state.record(i)
-        record.trainer = fit.kind
-        record.n_train, record.n_test = fit.n_train, fit.n_test
-        record.functions_per_element = fit.functions_per_element
-        record.train_energy_rmse, record.train_force_rmse = fit.train_energy_rmse, fit.train_force_rmse
-        record.test_energy_rmse, record.test_force_rmse = fit.test_energy_rmse, fit.test_force_rmse
-        record.fit_seconds = fit.seconds
-        record.test_by_class = class_errors(fit)
-        record.held_out_gamma = fit.held_out_gamma
-        for name, errors in record.test_by_class.items():
+        self.state.record(i).fit = fit
+        for name, errors in class_errors(fit).items():
             log.info("iteration %d: held out %-18s %3d structures  %8.2f meV/atom  %.4f eV/A%s", i,
                      name, errors["n_structures"], errors["energy_rmse"], errors["force_rmse"],
                      "  (target class)" if name in self.config.targets.classes else "")
@@ -240,10 +242,10 @@ class Workflow:
         """Publish and validate the potential, decide whether to go on."""
         i = self.state.iteration
         publish_copy(self.paths.potential_of(i), self.paths.potential)
-        r = self.state.record(i)
+        fit = self.state.record(i).fit
         log.info("iteration %d: held-out RMSE %s meV/atom, %s eV/A (%d train, %d test structures)",
-                 i, fmt(r.test_energy_rmse, "{:.2f}"), fmt(r.test_force_rmse, "{:.4f}"), r.n_train,
-                 r.n_test)
+                 i, fmt(fit.test_energy_rmse, "{:.2f}"), fmt(fit.test_force_rmse, "{:.4f}"),
+                 fit.n_train, fit.n_test)
         if self.config.validation.every_iteration:
             self.validate(i)
         if i >= self.config.budget.max_iterations:
@@ -316,10 +318,8 @@ class Workflow:
         """Iteration ``i`` labels nothing: it keeps the previous potential and its scores."""
         previous, record = self.state.record(i - 1), self.state.record(i)
         publish_copy(self.paths.potential_of(i - 1), self.paths.potential_of(i))
-        for name in ("labels_total", "failed_total", "functions_per_element", "trainer", "n_train",
-                     "n_test", "train_energy_rmse", "train_force_rmse", "test_energy_rmse",
-                     "test_force_rmse", "test_by_class", "held_out_gamma"):
-            setattr(record, name, getattr(previous, name))
+        record.fit = previous.fit
+        record.labels_total, record.failed_total = previous.labels_total, previous.failed_total
         self.state.phase = "evaluate"
 
     def targets_met(self, iteration: int) -> bool:
@@ -338,10 +338,11 @@ class Workflow:
             decision = initial_decision(self.config.elements, s.max_strain, s.md_temperatures,
                                         s.md_pressures_gpa, configured)
         else:
-            decision = adapt(PolicyDecision.model_validate(previous.policy), previous.halts,
+            decision = adapt(previous.policy, previous.halts,
                              previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
                              fixed_pressures=bool(s.md_pressures_gpa))
-        return gamma_thresholds(decision, configured, previous.held_out_gamma,
+        return gamma_thresholds(decision, configured,
+                                previous.fit.held_out_gamma if previous.fit else None,
                                 self.targets_met(iteration - 1))
 
     def potential_of(self, iteration: int) -> Potential:

@@ -1,4 +1,5 @@
-"""Small result types shared between layers; this module imports nothing of pyacemaker's."""
+"""Small result types shared between layers (labels, fits, policy decisions); this module
+imports nothing of pyacemaker's."""
 
 from __future__ import annotations
 
@@ -22,3 +23,66 @@ class LabelResult(BaseModel):
     logs: dict[str, bytes] = Field(
         default_factory=dict, exclude=True, description="files kept for inspection, "
         "gzip-compressed, by relative path (e.g. HASH/attempt_0/espresso.pwo.gz)")
+
+
+class Errors(BaseModel):
+    """RMSE and MAE over a group of structures; stress only where the labels have it."""
+
+    n_structures: int
+    energy_rmse: float = Field(description="meV/atom")
+    energy_mae: float = Field(description="meV/atom")
+    force_rmse: float = Field(description="eV/Angstrom, per component")
+    force_mae: float = Field(description="eV/Angstrom, per component")
+    stress_rmse: float | None = Field(None, description="GPa, per Voigt component")
+    stress_mae: float | None = Field(None, description="GPa, per Voigt component")
+
+
+class FitResult(BaseModel):
+    """Outcome of one fit: errors in meV/atom and eV/Angstrom, on train and held-out data."""
+
+    n_train: int
+    n_test: int
+    n_excluded: int = Field(0, description="training structures left out for forces above max_force")
+    n_pruned: int = Field(0, description="training structures left out by prune_to_active_set")
+    functions_per_element: int
+    kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
+    seconds: float = Field(description="wall time of the fit, s")
+    train_energy_rmse: float = Field(description="meV/atom")
+    train_force_rmse: float = Field(description="eV/Angstrom")
+    loss_kappa: float | None = Field(None, description="share of the loss given to forces")
+    loss_stress: float | None = Field(None, description="share of the loss given to stresses")
+    n_stressed: int = Field(0, description="training structures whose stresses were fitted")
+    test_energy_rmse: float | None = Field(None, description="meV/atom, over the target classes "
+                                           "(all held-out classes when none is given)")
+    test_force_rmse: float | None = Field(None, description="eV/Angstrom, as test_energy_rmse")
+    test_by_class: dict[str, Errors] = Field(default_factory=dict, description="held-out errors "
+                                             "per structure class, within the force limit")
+    test_beyond_force_limit: Errors | None = Field(None, description="held-out structures above "
+                                                   "trainer.max_force, scored apart")
+    held_out_gamma: float | None = Field(None, description="90th percentile of the held-out "
+                                         "structures' largest extrapolation grade")
+
+
+HOTTEST = 1.3  # most a policy's MD may reach, in melting points (a hot liquid)
+
+
+class PolicyDecision(BaseModel):
+    """What one iteration explores; ``reasons`` says why."""
+
+    iteration: int
+    material: str = Field(description="metal or covalent/ionic")
+    melting_k: float = Field(description="estimated melting point, K")
+    temperatures_k: list[float]
+    pressures_gpa: list[float] = Field(description="NPT pressures; empty means NVT")
+    max_strain: float
+    ratios: dict[str, float] = Field(description="share of perturbed structures per strategy")
+    gamma_collect: float = Field(5.0, description="extrapolation grade above which frames are candidates")
+    gamma_halt: float = Field(25.0, description="extrapolation grade at which MD stops")
+    fixed_temperatures: bool = Field(False, description="temperatures set in the config")
+    reasons: list[str]
+
+    @property
+    def at_hottest(self) -> bool:
+        """MD reaches the hottest temperature this policy will try (the config's own
+        temperatures count as the hottest)."""
+        return self.fixed_temperatures or max(self.temperatures_k) >= round(HOTTEST * self.melting_k)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
+from pyacemaker.records import FitResult, PolicyDecision
 from pyacemaker.workdir import RunPaths, write_file
 
 Phase = Literal["explore", "label", "train", "evaluate", "done"]
@@ -26,26 +27,13 @@ class IterationRecord(BaseModel):
     halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
     md_failures: int = Field(0, description="MD runs LAMMPS could not finish (lost atoms, crash)")
     max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
-    held_out_gamma: float | None = Field(
-        None, description="90th percentile of the held-out structures' largest gamma (this "
-        "iteration's potential)")
-    policy: dict[str, Any] | None = Field(None, description="the exploration policy's decision")
+    policy: PolicyDecision | None = Field(None, description="the exploration policy's decision")
     selected: int = 0
     labels_total: int = Field(0, description="labelled structures after this iteration")
     failed_total: int = 0
-    functions_per_element: int | None = None
-    trainer: str | None = Field(None, description="linear or nonlinear")
-    train_energy_rmse: float | None = Field(None, description="meV/atom")
-    train_force_rmse: float | None = Field(None, description="eV/Angstrom")
-    test_energy_rmse: float | None = Field(None, description="meV/atom")
-    test_force_rmse: float | None = Field(None, description="eV/Angstrom")
-    test_by_class: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="held-out errors per structure class: n_structures, "
-        "energy_rmse (meV/atom), force_rmse (eV/Angstrom), ...; beyond_force_limit apart")
-    n_train: int = 0
-    n_test: int = 0
+    fit: FitResult | None = Field(None, description="this iteration's fit: its errors (train, "
+                                  "held out, per class), basis size, trainer, seconds")
     label_seconds: float = 0.0
-    fit_seconds: float = 0.0
     validation_passed: bool | None = Field(None, description="the potential passed validation")
     validation_failed: list[str] = Field(default_factory=list, description="failed checks")
     validation_seconds: float = 0.0
@@ -55,6 +43,32 @@ class IterationRecord(BaseModel):
     engine_seconds: dict[str, float] = Field(
         default_factory=dict, description="the part of each phase's wall time in which an "
         "engine (oracle, LAMMPS, pyace, pacemaker) was running, s")
+
+    @computed_field(description="held-out energy RMSE of the fit, meV/atom")
+    @property
+    def test_energy_rmse(self) -> float | None:
+        return self.fit.test_energy_rmse if self.fit else None
+
+    @computed_field(description="held-out force RMSE of the fit, eV/Angstrom")
+    @property
+    def test_force_rmse(self) -> float | None:
+        return self.fit.test_force_rmse if self.fit else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_fit(cls, data: Any) -> Any:
+        """Records written before the fit was nested (flat fields) are read into ``fit``."""
+        if not isinstance(data, dict) or "fit" in data or data.get("trainer") is None:
+            return data
+        data = dict(data)
+        by_class = dict(data.pop("test_by_class", None) or {})
+        flat = {name: data.pop(name, None) for name in (
+            "n_train", "n_test", "functions_per_element", "train_energy_rmse", "train_force_rmse",
+            "test_energy_rmse", "test_force_rmse", "held_out_gamma")}
+        data["fit"] = {**flat, "kind": data.pop("trainer"), "seconds": data.pop("fit_seconds", 0.0),
+                       "test_beyond_force_limit": by_class.pop("beyond_force_limit", None),
+                       "test_by_class": by_class}
+        return data
 
 
 class WorkflowState(BaseModel):

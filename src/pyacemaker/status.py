@@ -27,7 +27,7 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
             _md_runs(r), _temperatures(r), _basis(r), _validation(r),
-            f"{r.label_seconds + r.fit_seconds + r.validation_seconds:.0f}",
+            f"{r.label_seconds + (r.fit.seconds if r.fit else 0) + r.validation_seconds:.0f}",
         )
     return table
 
@@ -40,7 +40,9 @@ def _md_runs(r: IterationRecord) -> str:
 
 def _basis(r: IterationRecord) -> str:
     """Functions per element, ``nl`` marking a nonlinear fit."""
-    return fmt(r.functions_per_element, "{}") + (" nl" if r.trainer == "nonlinear" else "")
+    if r.fit is None:
+        return "-"
+    return f"{r.fit.functions_per_element}" + (" nl" if r.fit.kind == "nonlinear" else "")
 
 
 def _validation(r: IterationRecord) -> str:
@@ -52,7 +54,7 @@ def _validation(r: IterationRecord) -> str:
 
 def _temperatures(r: IterationRecord) -> str:
     """The policy's MD temperature range, e.g. ``388-1359``."""
-    temperatures = (r.policy or {}).get("temperatures_k") or []
+    temperatures = r.policy.temperatures_k if r.policy else []
     if not temperatures:
         return "-"
     low, high = min(temperatures), max(temperatures)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from pyacemaker.composition import all_metals
+from pyacemaker.records import HOTTEST, PolicyDecision
 from pyacemaker.structures.strategies import exchangeable_pairs
 
 GAS_MELTING_K = 300.0  # elements melting below this (O, N, H, ...) do not bound a solid's melting
 FALLBACK_MELTING_K = 1000.0
 SCHEDULES = {"metal": (0.25, 0.5, 0.8), "covalent/ionic": (0.2, 0.4, 0.7)}  # of the melting point
-HOTTEST = 1.3  # most a schedule may reach, in melting points (a hot liquid)
 STRAIN_LIMITS = (0.01, 0.10)
 RATIOS = {
     "metal": {"rattle": 0.3, "strain": 0.25, "vacancy": 0.15, "interstitial": 0.05,
@@ -29,28 +27,6 @@ RATIOS = {
 NPT_PRESSURES_GPA = [0.0, 5.0]  # added once MD runs stop halting: the cell may relax or compress
 DEFECTS = ("vacancy", "interstitial", "antisite", "swap")
 EXCHANGES = ("antisite", "swap")
-
-
-class PolicyDecision(BaseModel):
-    """What one iteration explores; ``reasons`` says why."""
-
-    iteration: int
-    material: str = Field(description="metal or covalent/ionic")
-    melting_k: float = Field(description="estimated melting point, K")
-    temperatures_k: list[float]
-    pressures_gpa: list[float] = Field(description="NPT pressures; empty means NVT")
-    max_strain: float
-    ratios: dict[str, float] = Field(description="share of perturbed structures per strategy")
-    gamma_collect: float = Field(5.0, description="extrapolation grade above which frames are candidates")
-    gamma_halt: float = Field(25.0, description="extrapolation grade at which MD stops")
-    fixed_temperatures: bool = Field(False, description="temperatures set in the config")
-    reasons: list[str]
-
-    @property
-    def at_hottest(self) -> bool:
-        """MD reaches the hottest temperature this policy will try (the config's own
-        temperatures count as the hottest)."""
-        return self.fixed_temperatures or max(self.temperatures_k) >= round(HOTTEST * self.melting_k)
 
 
 def melting_point(elements: list[str]) -> tuple[float, str]:

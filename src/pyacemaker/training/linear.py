@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from pydantic import BaseModel, Field
 
 from pyacemaker.config import TrainerConfig
 from pyacemaker.dataset import to_pacemaker_dataframe
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.records import FitResult
 from pyacemaker.structures import bare, voigt_strained
 from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
-from pyacemaker.training.metrics import Errors, held_out_metrics, within_force_limit
+from pyacemaker.training.metrics import held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
 from pyacemaker.workdir import staged_folder
 
@@ -38,32 +38,6 @@ ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric ce
 # environments, and an active set built from too few distinct ones makes gamma explode
 FIT_FILE = "fit.json"
 MAXVOL = {"tol": 1.001, "max_iters": 300}  # the active set's MaxVol, for .asi and pruning alike
-
-
-class FitResult(BaseModel):
-    """Outcome of one fit: errors in meV/atom and eV/Angstrom, on train and held-out data."""
-
-    n_train: int
-    n_test: int
-    n_excluded: int = Field(0, description="training structures left out for forces above max_force")
-    n_pruned: int = Field(0, description="training structures left out by prune_to_active_set")
-    functions_per_element: int
-    kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
-    seconds: float = Field(description="wall time of the fit, s")
-    train_energy_rmse: float = Field(description="meV/atom")
-    train_force_rmse: float = Field(description="eV/Angstrom")
-    loss_kappa: float | None = Field(None, description="share of the loss given to forces")
-    loss_stress: float | None = Field(None, description="share of the loss given to stresses")
-    n_stressed: int = Field(0, description="training structures whose stresses were fitted")
-    test_energy_rmse: float | None = Field(None, description="meV/atom, over the target classes "
-                                           "(all held-out classes when none is given)")
-    test_force_rmse: float | None = Field(None, description="eV/Angstrom, as test_energy_rmse")
-    test_by_class: dict[str, Errors] = Field(default_factory=dict, description="held-out errors "
-                                             "per structure class, within the force limit")
-    test_beyond_force_limit: Errors | None = Field(None, description="held-out structures above "
-                                                   "trainer.max_force, scored apart")
-    held_out_gamma: float | None = Field(None, description="90th percentile of the held-out "
-                                         "structures' largest extrapolation grade")
 
 
 def infer_functions_per_element(structures: list[Atoms], elements: list[str], cap: int) -> int:

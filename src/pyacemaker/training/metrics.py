@@ -11,17 +11,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 from ase.units import GPa
 from pydantic import BaseModel, Field
 
-
-class Errors(BaseModel):
-    """RMSE and MAE over a group of structures; stress only where the labels have it."""
-
-    n_structures: int
-    energy_rmse: float = Field(description="meV/atom")
-    energy_mae: float = Field(description="meV/atom")
-    force_rmse: float = Field(description="eV/Angstrom, per component")
-    force_mae: float = Field(description="eV/Angstrom, per component")
-    stress_rmse: float | None = Field(None, description="GPa, per Voigt component")
-    stress_mae: float | None = Field(None, description="GPa, per Voigt component")
+from pyacemaker.records import Errors
 
 
 class HeldOutMetrics(BaseModel):

@@ -20,7 +20,8 @@ from ase import Atoms
 
 from pyacemaker.config import TargetsConfig, TrainerConfig
 from pyacemaker.progress import progress_bar
-from pyacemaker.training.linear import FitResult, fit_linear_ace, load_fit
+from pyacemaker.records import FitResult
+from pyacemaker.training.linear import fit_linear_ace, load_fit
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, tensorflow_available
 from pyacemaker.training.potential import Potential
 from pyacemaker.workdir import publish_copy
