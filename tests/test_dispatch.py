@@ -124,6 +124,25 @@ def test_a_hidden_workdir_is_really_hidden_from_the_workers(tmp_path, monkeypatc
     assert seen == {"marker": False, "parsl": True}
 
 
+def test_the_live_status_counts_tasks_and_blocks(tmp_path):
+    """What the progress bar shows while Parsl works: queued and running tasks, and the
+    blocks connected out of those requested."""
+    settings = config_from_dict({**LOOP, "workdir": str(tmp_path / "run"), "oracle": {
+        "engine": "emt"}, "executor": parsl_settings(tmp_path)}).executor
+    runner = dispatch.ParslDispatcher(settings, tmp_path / "parsl", show_progress=False)
+    shown, status = [], runner.status
+    runner.status = lambda unfinished: shown.append(status(unfinished)) or shown[-1]
+    done = []
+    try:
+        runner.run("label", [dispatch.Task(k, time.sleep, (1.5,)) for k in range(5)],
+                   lambda key, _: done.append(key), "waiting")
+    finally:
+        runner.close()
+    assert sorted(done) == list(range(5))
+    assert shown[0].startswith("5 queued · 0 running")
+    assert any("2 running · blocks 1/1 connected" in line for line in shown), shown
+
+
 def test_the_loop_through_a_real_slurm_gives_the_local_dataset(local_run, tmp_path, monkeypatch):
     """Parsl's SlurmProvider submits a batch job to the one-node cluster of ``make slurm``."""
     conf = os.environ.get("SLURM_CONF", "/tmp/pyacemaker-slurm/slurm.conf")
