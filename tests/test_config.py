@@ -128,3 +128,12 @@ def test_unknown_prototype_names_the_available_ones(tmp_path, monkeypatch):
     assert "seeds.prototypes" in str(err.value) and "rutile, fluorite" in str(err.value)
     config = load_config(write(tmp_path, with_(seeds__prototypes=["rutile"])))
     assert config.seeds.prototypes == ["rutile"]
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_examples_load(example, tmp_path, monkeypatch):
+    """Every shipped example validates (its engine's own checks included)."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(example)
+    assert config.composition and config.oracle.engine
