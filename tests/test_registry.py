@@ -13,8 +13,14 @@ import pyacemaker.config
 from pyacemaker.cli import app
 from pyacemaker.config import OracleConfig, check_resumable, config_from_dict
 from pyacemaker.errors import ConfigError
-from pyacemaker.oracle.base import recorded_settings
-from pyacemaker.oracle.registry import ENGINES, _load, engine_names, find_engine, resolve_oracle
+from pyacemaker.oracle.registry import (
+    ENGINES,
+    _load,
+    engine_names,
+    find_engine,
+    recorded_settings,
+    resolve_oracle,
+)
 
 
 @pytest.mark.parametrize("name", ENGINES)

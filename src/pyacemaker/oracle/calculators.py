@@ -20,8 +20,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
 from pyacemaker.config import CHGNET_MODELS, OracleConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.oracle.base import recorded_settings
-from pyacemaker.oracle.registry import find_engine
+from pyacemaker.oracle.registry import find_engine, recorded_settings
 from pyacemaker.records import LabelResult
 
 EMT_ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})

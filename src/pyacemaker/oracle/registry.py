@@ -78,7 +78,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
            resolver=f"{CALCULATORS}:resolve_chgnet", options=("model",), package="chgnet"),
     Engine("espresso", "Quantum ESPRESSO plane-wave DFT (pw.x); minutes a label",
            factory="pyacemaker.oracle.espresso:EspressoOracle",
-           resolver="pyacemaker.oracle.espresso:resolve_espresso", section="dft"),
+           resolver="pyacemaker.oracle.espresso_setup:resolve_espresso", section="dft"),
     Engine("vasp", "VASP plane-wave DFT (your binary, POTCARs); minutes a label",
            factory="pyacemaker.oracle.vasp:VaspOracle",
            resolver="pyacemaker.oracle.vasp:resolve_vasp", section="vasp"),
@@ -144,3 +144,11 @@ def resolve_oracle(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
 def make_oracle(settings: OracleConfig, scratch: Path) -> Oracle:
     """The oracle for ``settings``; file-based engines work in folders under ``scratch``."""
     return find_engine(settings.engine).make(settings, scratch)
+
+
+def recorded_settings(config: OracleConfig) -> dict[str, Any]:
+    """The oracle settings stored with every label: the engine's own, without worker counts
+    or the sections of other engines."""
+    own = find_engine(config.engine).section
+    unused = {e.section for e in ENGINES.values() if e.section not in (None, own)}
+    return config.model_dump(mode="json", exclude={"workers", *unused})

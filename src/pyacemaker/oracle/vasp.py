@@ -23,8 +23,8 @@ from ase.io import read
 from pyacemaker.composition import MAGNETIC, has_metal
 from pyacemaker.config import OracleConfig
 from pyacemaker.errors import ConfigError
-from pyacemaker.oracle.base import recorded_settings
 from pyacemaker.oracle.healing import Attempt, HealingOracle
+from pyacemaker.oracle.registry import recorded_settings
 from pyacemaker.oracle.startup import default_kspacing, require_executable
 
 POTCAR_FOLDER = "potpaw_PBE"
