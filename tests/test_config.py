@@ -69,6 +69,8 @@ BAD = {
                          ["executor", "'partition' is a slurm setting"]),
     "cluster without parsl": (with_(executor={"provider": "slurm"}),
                               ["executor", "provider 'slurm' needs kind: parsl"]),
+    "no qsub here": (with_(executor={"kind": "parsl", "provider": "pbspro"}),
+                     ["executor.provider", "pbspro needs `qsub` on PATH", "login node"]),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any, Literal, Protocol
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pyacemaker.config import ExecutorConfig
-from pyacemaker.errors import CalculationFailed
+from pyacemaker.errors import CalculationFailed, ConfigError
 from pyacemaker.timing import record
 from pyacemaker.workdir import write_file
 
@@ -55,6 +56,25 @@ class Dispatcher(Protocol):
     def run(self, kind: Kind, tasks: list[Task], on_result: OnResult, description: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+SUBMIT_COMMANDS = {"slurm": "sbatch", "pbspro": "qsub"}
+
+
+def check_executor(settings: ExecutorConfig) -> None:
+    """Start-up check: the batch system's submit command is on this machine's PATH.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``executor.provider`` and the fix.
+    """
+    command = SUBMIT_COMMANDS.get(settings.provider) if settings.kind == "parsl" else None
+    if command and shutil.which(command) is None:
+        raise ConfigError(
+            f"field 'executor.provider': {settings.provider} needs `{command}` on PATH, which "
+            f"this machine does not have; run pyacemaker where jobs are submitted (a login "
+            f"node), or use provider: local")
 
 
 def make_dispatcher(settings: ExecutorConfig, workers: dict[Kind, int], run_dir: Path,
