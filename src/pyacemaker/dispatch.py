@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from pyacemaker.config import ExecutorConfig
 from pyacemaker.errors import CalculationFailed, ConfigError
+from pyacemaker.progress import progress_bar
 from pyacemaker.timing import record
 from pyacemaker.workdir import write_file
 
@@ -102,12 +103,6 @@ def timed_call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any
     return result, start, time.time()
 
 
-def status_bar(show: bool) -> Progress:
-    """A progress bar with a status column (tasks queued and running, blocks)."""
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), disable=not show)
-
-
 # --------------------------------------------------------------------------- local
 
 
@@ -146,7 +141,7 @@ class LocalDispatcher:
                 on_result(task.key, result)
             return
         losses = dict.fromkeys(range(len(tasks)), 0)
-        with status_bar(self.show_progress) as progress:
+        with progress_bar(self.show_progress, status=True) as progress:
             bar = progress.add_task(description, total=len(tasks), status="")
             remaining = set(range(len(tasks)))
             while remaining:
@@ -230,7 +225,7 @@ class ParslDispatcher:
             self.start()
         options = {"walltime": self.settings.task_timeout_s} if self.settings.task_timeout_s else {}
         futures = {self.app(task.function, task.args, **options): task for task in tasks}
-        with status_bar(self.show_progress) as progress:  # on an error, close() drops the rest
+        with progress_bar(self.show_progress, status=True) as progress:  # on an error, close() drops the rest
             bar = progress.add_task(description, total=len(tasks), status="")
             while futures:
                 progress.update(bar, status=self.status(len(futures)))

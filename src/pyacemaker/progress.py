@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
-def progress_bar(show: bool = True, transient: bool = False) -> Progress:
-    """A rich progress bar (description, bar, done/total, elapsed); ``show=False`` disables it."""
+def progress_bar(show: bool = True, transient: bool = False, status: bool = False) -> Progress:
+    """A rich progress bar (description, bar, done/total, elapsed); ``show=False`` disables it.
+    With ``status``, a column shows each task's ``status`` field (e.g. tasks queued, running)."""
+    columns = [TextColumn("{task.fields[status]}")] if status else []
     return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), disable=not show, transient=transient)
+                    *columns, TimeElapsedColumn(), disable=not show, transient=transient)
 
 
 def task_callback(progress: Progress, name: str) -> Callable[[int, int], None]:
