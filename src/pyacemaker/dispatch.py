@@ -155,6 +155,7 @@ class LocalDispatcher:
                 if remaining:
                     log.warning("a %s worker died; resubmitting %d unfinished tasks", kind,
                                 len(remaining))
+            progress.update(bar, status="done")
 
     def _run_once(self, kind: Kind, tasks: list[Task], indices: set[int], on_result: OnResult,
                   progress: Progress, bar: Any) -> set[int]:
@@ -236,6 +237,7 @@ class ParslDispatcher:
                     record(start, end)
                     on_result(task.key, result)
                     progress.advance(bar)
+            progress.update(bar, status="done")
 
     def result(self, task: Task, future: Future) -> tuple[Any, float, float]:
         """The task's result; a task Parsl gave up on (after its retries) becomes
