@@ -42,7 +42,6 @@ class Candidate:
     gamma: float = 0.0
 
 
-
 @dataclass(frozen=True)
 class MDRun:
     """One MD run of an iteration: its folder name, where its start came from, the start, the
