@@ -183,6 +183,24 @@ class SeedsConfig(_Model):
     )
 
 
+class RareEventsConfig(_Model):
+    """Saddle searches and kinetic Monte Carlo from defects with the current potential: the
+    barriers MD at accessible temperatures rarely crosses."""
+
+    when: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: once MD runs at the policy's hottest conditions, and from the "
+        "first fit when a start has defects; always: every iteration after the first fit"
+    )
+    runs: int = Field(2, ge=1, description="kMC runs per iteration, each from one start")
+    kmc_steps: int = Field(3, ge=1, description="kMC steps per run")
+    searches: int = Field(4, ge=1, description="dimer searches from every kMC state")
+    prefactor_hz: float | None = Field(
+        None, gt=0, description="Hz, the harmonic prefactor of every process; default: the "
+        "Vineyard formula from the normal modes at the minimum and the saddle"
+    )
+    neb_images: int = Field(5, ge=1, description="moving images of each climbing-image NEB")
+
+
 class ExplorationConfig(_Model):
     """How candidates are generated and chosen for labelling."""
 
@@ -214,6 +232,7 @@ class ExplorationConfig(_Model):
         25.0, gt=1, description="extrapolation grade above which MD stops (unreliable region)"
     )
     random_seed: int = Field(42, description="makes the run reproducible")
+    rare_events: RareEventsConfig = Field(default_factory=RareEventsConfig)
 
 
 class DynamicsConfig(_Model):

@@ -34,7 +34,8 @@ from pyacemaker.workdir import write_file
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["label", "md", "fit"]
+Kind = Literal["label", "md", "search", "fit"]
+PROCESS_KINDS = ("label", "search")  # Python-heavy tasks: worker processes (MD runs LAMMPS)
 POLL_S = 1.0  # how often the live status is refreshed, seconds
 DEFAULT_WORKER_DIR = "${TMPDIR:-/tmp}/pyacemaker-workers"
 
@@ -112,8 +113,8 @@ def _start_worker() -> None:
 
 
 class LocalDispatcher:
-    """Labels in spawned worker processes, MD runs in threads (each runs LAMMPS as a
-    subprocess), fits in the driver itself. Pools live as long as the dispatcher."""
+    """Labels and saddle searches in spawned worker processes, MD runs in threads (each runs
+    LAMMPS as a subprocess), fits in the driver itself. Pools live as long as the dispatcher."""
 
     def __init__(self, workers: dict[Kind, int], retries: int, show_progress: bool = True) -> None:
         self.workers = workers
@@ -124,7 +125,7 @@ class LocalDispatcher:
     def pool(self, kind: Kind) -> ProcessPoolExecutor | ThreadPoolExecutor:
         if kind not in self._pools:
             n = self.workers.get(kind, 1)
-            if kind == "label":
+            if kind in PROCESS_KINDS:
                 self._pools[kind] = ProcessPoolExecutor(
                     n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
             else:

@@ -26,8 +26,9 @@ from pyacemaker.config import DynamicsConfig, ExplorationConfig, SeedsConfig
 from pyacemaker.dispatch import Dispatcher, Task, store_files
 from pyacemaker.dynamics.md import MDRequest
 from pyacemaker.errors import CalculationFailed
-from pyacemaker.records import PolicyDecision
-from pyacemaker.structures import bare
+from pyacemaker.kmc import KMCOutcome, KMCRun, run_kmc
+from pyacemaker.records import PolicyDecision, ProcessRecord
+from pyacemaker.structures import bare, defect_atoms
 from pyacemaker.structures.seeds import fit_cell, random_crystals
 from pyacemaker.structures.strategies import (
     antisite,
@@ -67,6 +68,9 @@ class ExplorationResult:
     md_runs: int = 0
     halts: int = 0
     md_failures: list[str] = field(default_factory=list)
+    kmc_runs: int = 0
+    kmc_halts: int = 0
+    processes: list[ProcessRecord] = field(default_factory=list)
 
     @property
     def max_gamma(self) -> float:
@@ -133,7 +137,40 @@ class StandardExplorer:
                             folder / md.name)
                 result.md_failures.append(f"{md.name}: {md.error}")
             result.candidates.extend(md.candidates)
+        if decision.kmc:
+            self.rare_events(starts, rng, decision, files, result)
         return result
+
+    def rare_events(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
+                    decision: PolicyDecision, files: dict[str, bytes],
+                    result: ExplorationResult) -> None:
+        """kMC runs (saddle searches, NEB, harmonic rates) from defects of the starts, at the
+        decision's middle temperature; their processes and candidates join ``result``."""
+        settings = self.settings.rare_events
+        temperatures = sorted(decision.temperatures_k)
+        temperature = temperatures[(len(temperatures) - 1) // 2]
+        runs = []
+        for k in range(settings.runs):
+            origin, atoms = starts[k % len(starts)]
+            made = None if len(defect_atoms(atoms)) else vacancy(atoms, rng)
+            start = atoms if made is None else made[0]
+            runs.append(KMCRun(
+                folder_name(f"kmc{k:02d}_{origin}_{temperature:g}K"), origin, start,
+                temperature, settings.kmc_steps, settings.searches, decision.gamma_collect,
+                decision.gamma_halt, settings.prefactor_hz, settings.neb_images,
+                int(rng.integers(1, 2**31 - 1))))
+        outcomes: dict[int, KMCOutcome] = {}
+        self.dispatcher.run("search", [Task(k, run_kmc, (files, run)) for k, run in enumerate(runs)],
+                            outcomes.__setitem__, "exploring (saddle searches, kMC)")
+        for k in range(len(runs)):
+            kmc = outcomes[k]
+            log.info("kMC run %s: %s after %d steps (%.3g s simulated, %d processes, %d force "
+                     "calls)%s", kmc.name, kmc.status, kmc.steps, kmc.time_s,
+                     len(kmc.processes), kmc.force_calls, f": {kmc.error}" if kmc.error else "")
+            result.kmc_runs += 1
+            result.kmc_halts += kmc.status == "halted"
+            result.processes += kmc.processes
+            result.candidates += kmc.candidates
 
     def md_runs(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator,
                 decision: PolicyDecision) -> list[MDRun]:
@@ -192,7 +229,7 @@ class StandardExplorer:
             gamma_every=s.md_gamma_every, gamma_collect=decision.gamma_collect,
             gamma_halt=decision.gamma_halt, seed=int(rng.integers(1, 2**31 - 1)),
             pressure_gpa=pressure)
-        return MDRun(re.sub(r"[^\w.-]", "_", name), origin, atoms, request, generator)
+        return MDRun(folder_name(name), origin, atoms, request, generator)
 
     def initial(self, starts: list[tuple[str, Atoms]], rng: np.random.Generator) -> list[Candidate]:
         """``seed_labels`` structures before any potential exists: each start at each of the
@@ -348,6 +385,11 @@ def relaxed_within(atoms: Atoms, potential: Potential, gamma_limit: float,
     passes ``gamma_limit`` (there the potential's minimum means nothing)."""
     relaxation = relax_until_halt(atoms, potential, gamma_limit, cell)
     return None if relaxation is None or relaxation.halted else relaxation.atoms
+
+
+def folder_name(name: str) -> str:
+    """``name`` with every character but letters, digits, '.', '-' and '_' replaced by '_'."""
+    return re.sub(r"[^\w.-]", "_", name)
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:

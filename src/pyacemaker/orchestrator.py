@@ -34,10 +34,12 @@ from pyacemaker.oracle import task as label_task
 from pyacemaker.records import FitResult, LabelResult, PolicyDecision
 from pyacemaker.state import WorkflowState
 from pyacemaker.status import fmt, history_table
+from pyacemaker.structures import defect_atoms
 from pyacemaker.structures.policy import (
     adapt,
     gamma_thresholds,
     initial_decision,
+    rare_events,
 )
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.training.linear import load_fit
@@ -101,7 +103,7 @@ class Workflow:
     def make_dispatcher(self) -> Dispatcher:
         """Where this run's tasks go (``executor``); local pools sized by the worker counts."""
         workers = {"label": self.config.oracle.workers, "md": self.config.dynamics.workers,
-                   "fit": 1}
+                   "search": self.config.dynamics.workers, "fit": 1}
         return make_dispatcher(self.config.executor, workers, self.paths.parsl, self.show_progress)
 
     def timed(self, phases: dict[str, Callable[[], None]]) -> None:
@@ -133,10 +135,12 @@ class Workflow:
         decision = self.decision(i) if potential else None
         self.state.record(i).policy = decision
         result = self.run_explorer(i, potential, decision)
-        if decision and self.converged(i, decision, result.halts, result.max_gamma):
+        if decision and self.converged(i, decision, result.halts + result.kmc_halts,
+                                       result.max_gamma):
             self.state.record(i).labels_total = self.dataset.count(status=LABELLED)
             self.finish(i, f"converged: held-out RMSE within targets and MD up to "
-                           f"{max(decision.temperatures_k):g} K (the policy's hottest) found no γ "
+                           f"{max(decision.temperatures_k):g} K (the policy's hottest)"
+                           f"{' and kMC saddle searches' if decision.kmc else ''} found no γ "
                            f"above the halt threshold {decision.gamma_halt:g}")
             return
         room = self.config.budget.max_labels - self.dataset.count()
@@ -165,6 +169,8 @@ class Workflow:
         record.candidates = len(result.candidates)
         record.md_runs, record.halts = result.md_runs, result.halts
         record.md_failures = len(result.md_failures)
+        record.kmc_runs, record.kmc_halts = result.kmc_runs, result.kmc_halts
+        record.processes = result.processes
         record.max_gamma = result.max_gamma if potential else None
         log.info("iteration %d: %d candidates (max gamma %.2f, %d/%d MD runs halted)", i,
                  len(result.candidates), result.max_gamma, result.halts, result.md_runs)
@@ -310,7 +316,8 @@ class Workflow:
 
     def converged(self, i: int, decision: PolicyDecision, halts: int, max_gamma: float) -> bool:
         """The previous potential meets the targets and a full iteration of MD at the policy's
-        hottest conditions found nothing above the halt threshold."""
+        hottest conditions (and kMC, when the policy runs it) found nothing above the halt
+        threshold (``halts``: MD and kMC runs stopped by γ)."""
         return (self.targets_met(i - 1) and decision.at_hottest and halts == 0
                 and max_gamma < decision.gamma_halt)
 
@@ -341,9 +348,15 @@ class Workflow:
             decision = adapt(previous.policy, previous.halts,
                              previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
                              fixed_pressures=bool(s.md_pressures_gpa))
+        decision = rare_events(decision, s.rare_events.when, self.starts_have_defects())
         return gamma_thresholds(decision, configured,
                                 previous.fit.held_out_gamma if previous.fit else None,
                                 self.targets_met(iteration - 1))
+
+    def starts_have_defects(self) -> bool:
+        """A structure from the user's files has defect atoms (a vacancy, a surface, ...)."""
+        return any(len(defect_atoms(atoms)) for origin, atoms in self.starts()
+                   if origin.startswith("file:"))
 
     def potential_of(self, iteration: int) -> Potential:
         return Potential.load(self.paths.potential_of(iteration))

@@ -79,6 +79,8 @@ class PolicyDecision(BaseModel):
     gamma_collect: float = Field(5.0, description="extrapolation grade above which frames are candidates")
     gamma_halt: float = Field(25.0, description="extrapolation grade at which MD stops")
     fixed_temperatures: bool = Field(False, description="temperatures set in the config")
+    kmc: bool = Field(False, description="saddle searches and kinetic Monte Carlo from defects "
+                      "run beside MD")
     reasons: list[str]
 
     @property
@@ -86,3 +88,20 @@ class PolicyDecision(BaseModel):
         """MD reaches the hottest temperature this policy will try (the config's own
         temperatures count as the hottest)."""
         return self.fixed_temperatures or max(self.temperatures_k) >= round(HOTTEST * self.melting_k)
+
+
+class ProcessRecord(BaseModel):
+    """One process (a transition from a minimum over a saddle to another minimum) that a kinetic
+    Monte Carlo run found with the potential."""
+
+    run: str = Field(description="the kMC run that found it")
+    step: int = Field(description="kMC step (0: from the relaxed start)")
+    barrier_ev: float = Field(description="forward barrier along the climbing-image NEB, eV")
+    reverse_barrier_ev: float = Field(description="barrier from the final minimum back, eV")
+    prefactor_hz: float = Field(description="harmonic transition-state prefactor, Hz")
+    prefactor_from: str = Field(description="vineyard (normal modes) or config")
+    temperature_k: float = Field(description="kMC temperature, K")
+    rate_hz: float = Field(description="prefactor times exp(-barrier / kT), Hz")
+    saddle_gamma: float = Field(description="largest extrapolation grade at the saddle")
+    moved_atoms: int = Field(description="atoms displaced by more than 0.5 Angstrom")
+    chosen: bool = Field(False, description="the kMC step took this process")

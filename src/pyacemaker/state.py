@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
-from pyacemaker.records import FitResult, PolicyDecision
+from pyacemaker.records import FitResult, PolicyDecision, ProcessRecord
 from pyacemaker.workdir import RunPaths, write_file
 
 Phase = Literal["explore", "label", "train", "evaluate", "done"]
@@ -27,6 +27,10 @@ class IterationRecord(BaseModel):
     halts: int = Field(0, description="MD runs stopped by gamma above the halt threshold")
     md_failures: int = Field(0, description="MD runs LAMMPS could not finish (lost atoms, crash)")
     max_gamma: float | None = Field(None, description="largest candidate gamma this iteration")
+    kmc_runs: int = Field(0, description="kinetic Monte Carlo runs (saddle searches) this iteration")
+    kmc_halts: int = Field(0, description="kMC runs stopped by gamma above the halt threshold")
+    processes: list[ProcessRecord] = Field(
+        default_factory=list, description="processes the kMC runs found: barriers, rates")
     policy: PolicyDecision | None = Field(None, description="the exploration policy's decision")
     selected: int = 0
     labels_total: int = Field(0, description="labelled structures after this iteration")

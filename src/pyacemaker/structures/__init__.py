@@ -6,6 +6,9 @@ import warnings
 
 import numpy as np
 from ase import Atoms
+from ase.neighborlist import natural_cutoffs, neighbor_list
+
+NEIGHBOUR_FACTOR = 1.2  # of the sum of covalent radii: atoms closer than this are bonded
 
 
 def bare(atoms: Atoms) -> Atoms:
@@ -58,3 +61,17 @@ def vacuum_gap(atoms: Atoms) -> float:
         gaps = np.diff(np.append(layers, layers[0] + 1.0))
         widest = max(widest, float(gaps.max()) * spacing)
     return widest
+
+
+def defect_atoms(atoms: Atoms) -> np.ndarray:
+    """Indices of the atoms whose coordination (neighbours within ``NEIGHBOUR_FACTOR`` times
+    the sum of covalent radii) differs from the most common one of their species: the
+    neighbours of a vacancy, an interstitial, surface atoms. Empty for a perfect crystal."""
+    i = neighbor_list("i", atoms, natural_cutoffs(atoms, mult=NEIGHBOUR_FACTOR))
+    coordination = np.bincount(i, minlength=len(atoms))
+    out = []
+    for number in set(atoms.numbers):
+        mine = np.flatnonzero(atoms.numbers == number)
+        typical = np.bincount(coordination[mine]).argmax()
+        out += [int(k) for k in mine if coordination[k] != typical]
+    return np.array(sorted(out), dtype=int)

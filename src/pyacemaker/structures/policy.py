@@ -131,6 +131,21 @@ def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures
                                        "reasons": [reason]})
 
 
+def rare_events(decision: PolicyDecision, when: str, defects: bool) -> PolicyDecision:
+    """``decision`` with saddle searches and kMC switched on or off: ``when`` is the config's
+    ``always``, ``never`` or ``auto`` (on when a start has ``defects``, or once MD runs at the
+    hottest conditions the policy tries: there MD stops finding what barriers hide)."""
+    reason = {"always": "saddle searches and kMC every iteration (config)",
+              "never": None,
+              "auto": "a start has defects: saddle searches and kMC from them" if defects else (
+                  "MD at the policy's hottest conditions: saddle searches and kMC from vacancies "
+                  "join it, for the barriers MD rarely crosses" if decision.at_hottest else None),
+              }[when]
+    if reason is None:
+        return decision.model_copy(update={"kmc": False})
+    return decision.model_copy(update={"kmc": True, "reasons": [*decision.reasons, reason]})
+
+
 def _normalised(ratios: dict[str, float]) -> dict[str, float]:
     total = sum(ratios.values())
     return {k: round(v / total, 4) for k, v in ratios.items()}

@@ -38,8 +38,12 @@ def render(result: ValidationResult) -> str:
 
 
 def _has_data(name: str, r: ValidationResult) -> bool:
-    return {"parity": r.metrics, "gamma": r.metrics, "eos": r.eos, "phonons": r.phonons,
-            "history": r.history}[name] is not None and (name != "history" or len(r.history) > 0)
+    if name == "history":
+        return bool(r.history)
+    if name == "processes":
+        return any(h.get("processes") for h in r.history)
+    return {"parity": r.metrics, "gamma": r.metrics, "eos": r.eos,
+            "phonons": r.phonons}[name] is not None
 
 
 def _png(draw: Callable[[ValidationResult], plt.Figure], result: ValidationResult) -> str:
@@ -159,8 +163,24 @@ def _history(r: ValidationResult) -> plt.Figure:
     return fig
 
 
-PLOTS = {"history": _history, "parity": _parity, "gamma": _error_vs_gamma, "eos": _eos,
-         "phonons": _phonons}
+def _processes(r: ValidationResult) -> plt.Figure:
+    """Barrier against iteration and rate against barrier of every process the kMC found."""
+    found = [(h["iteration"], p) for h in r.history for p in h.get("processes") or []]
+    fig, (ax_b, ax_r) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for taken, style in ((False, dict(marker="o", color="tab:blue", label="found")),
+                         (True, dict(marker="*", s=90, color="tab:red", label="taken by kMC"))):
+        pick = [(i, p) for i, p in found if p["chosen"] == taken]
+        ax_b.scatter([i for i, _ in pick], [p["barrier_ev"] for _, p in pick], **style)
+        ax_r.scatter([p["barrier_ev"] for _, p in pick], [p["rate_hz"] for _, p in pick], **style)
+    ax_b.set(xlabel="iteration", ylabel="barrier (eV)", title="barriers found")
+    ax_r.set(yscale="log", xlabel="barrier (eV)", ylabel="rate (Hz)", title="harmonic TST rates")
+    ax_r.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+PLOTS = {"history": _history, "processes": _processes, "parity": _parity,
+         "gamma": _error_vs_gamma, "eos": _eos, "phonons": _phonons}
 
 
 def summary_table(result: ValidationResult):
