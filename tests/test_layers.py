@@ -18,6 +18,8 @@ part imports only parts below it:
     dispatch        where tasks run (local pools, Parsl)
     validation
     candidates      MD runs as tasks, and the candidates they give
+    saddles         dimer, NEB, harmonic rates with the potential, halted on gamma
+    kmc             kinetic Monte Carlo runs as tasks
     explore         MD and strategies with the current potential
     status, doctor
     orchestrator

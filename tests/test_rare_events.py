@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ase.io
 import numpy as np
 import pytest
+import yaml
 from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from ase.db import connect
+from typer.testing import CliRunner
 
+from pyacemaker.cli import app
 from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
 from pyacemaker.kmc import GENERATOR, KMCRun, choose, run_kmc
 from pyacemaker.saddles import (
@@ -21,6 +26,7 @@ from pyacemaker.saddles import (
     rate,
     vineyard_prefactor,
 )
+from pyacemaker.state import WorkflowState
 from pyacemaker.structures import defect_atoms
 from pyacemaker.training.linear import fit_linear_ace
 from tests.conftest import emt_copper, emt_labelled
@@ -168,3 +174,39 @@ def test_residence_time_choice_follows_the_rates():
     share = np.mean([index for index, _ in picks])
     assert share == pytest.approx(0.75, abs=0.03)
     assert np.mean([waited for _, waited in picks]) == pytest.approx(1 / 4.0, rel=0.06)
+
+
+def test_kmc_strategy_in_a_copper_loop_with_a_vacancy(tmp_path):
+    """The policy turns kMC on for a start with a vacancy; halted searches are labelled; the
+    report lists the processes found per iteration."""
+    initial, _ = vacancy_hop()
+    ase.io.write(tmp_path / "cu_vacancy.extxyz", initial)
+    ase.io.write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.61))
+    config = {
+        "composition": "Cu", "workdir": str(tmp_path / "run"), "oracle": {"engine": "emt"},
+        "seeds": {"files": [str(tmp_path / "cu_vacancy.extxyz")]},
+        "budget": {"max_iterations": 2, "max_labels": 60},
+        "targets": {"energy_rmse_mev_per_atom": 0.001},  # out of reach: the budget ends the run
+        "exploration": {"seed_labels": 16, "labels_per_iteration": 8, "md_steps": 30,
+                        "md_temperatures": [700],
+                        "rare_events": {"runs": 1, "kmc_steps": 2, "searches": 3}},
+        "trainer": {"kind": "linear"},
+        "validation": {"structure": str(tmp_path / "cu.extxyz")},  # the vacancy cell is slow
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "config.yaml"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    state = WorkflowState.load(tmp_path / "run")
+    explored = [r for r in state.history if r.iteration > 0]
+    assert all(r.policy.kmc and r.kmc_runs == 1 for r in explored)
+    assert any("a start has defects" in reason for reason in explored[0].policy.reasons)
+    halted = [row for row in connect(str(tmp_path / "run" / "dataset.db")).select(generator=GENERATOR)
+              if row.get("gamma", 0) > HALT]
+    assert sum(r.kmc_halts for r in explored) >= 1 and halted  # halted searches were labelled
+    assert all(row.status == "labelled" and row.iteration > 0 for row in halted)
+    processes = [p for r in explored for p in r.processes]
+    hops = [p for p in processes if p.moved_atoms == 1]
+    assert hops and all(abs(p.barrier_ev - 0.76) < 0.1 and p.rate_hz > 0 for p in hops)
+    report = (tmp_path / "run" / "validation_report.html").read_text()
+    assert 'id="processes"' in report and "Rare events" in report
+    assert all(f"{p.barrier_ev:.3f}" in report for p in processes)
