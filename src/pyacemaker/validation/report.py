@@ -167,13 +167,18 @@ def _processes(r: ValidationResult) -> plt.Figure:
     """Barrier against iteration and rate against barrier of every process the kMC found."""
     found = [(h["iteration"], p) for h in r.history for p in h.get("processes") or []]
     fig, (ax_b, ax_r) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for taken, style in ((False, dict(marker="o", color="tab:blue", label="found")),
+    for taken, style in ((False, dict(marker="o", s=70, facecolors="none", edgecolors="tab:blue",
+                                      label="found")),
                          (True, dict(marker="*", s=90, color="tab:red", label="taken by kMC"))):
         pick = [(i, p) for i, p in found if p["chosen"] == taken]
         ax_b.scatter([i for i, _ in pick], [p["barrier_ev"] for _, p in pick], **style)
         ax_r.scatter([p["barrier_ev"] for _, p in pick], [p["rate_hz"] for _, p in pick], **style)
-    ax_b.set(xlabel="iteration", ylabel="barrier (eV)", title="barriers found")
-    ax_r.set(yscale="log", xlabel="barrier (eV)", ylabel="rate (Hz)", title="harmonic TST rates")
+    barriers = [p["barrier_ev"] for _, p in found]
+    rates = [p["rate_hz"] for _, p in found]
+    ax_b.set(xlabel="iteration", ylabel="barrier (eV)", title="barriers found",
+             ylim=(0, 1.2 * max(barriers)), xticks=sorted({i for i, _ in found}))
+    ax_r.set(yscale="log", xlabel="barrier (eV)", ylabel="rate (Hz)", title="harmonic TST rates",
+             xlim=(0, 1.2 * max(barriers)), ylim=(min(rates) / 10, max(rates) * 10))
     ax_r.legend(fontsize=8)
     fig.tight_layout()
     return fig
