@@ -27,9 +27,9 @@ SMALL = {
     "budget": {"max_iterations": 2, "max_labels": 60},
     "targets": {"energy_rmse_mev_per_atom": 0.001},  # out of reach: the budget ends the run
     "exploration": {"seed_labels": 16, "labels_per_iteration": 8, "md_steps": 30,
-                    "md_temperatures": [700]},
+                    "md_temperatures": [700], "rare_events": {"when": "never"}},
     "trainer": {"kind": "linear"},  # these tests are about the loop; tests/test_nonlinear.py fits
-}
+}  # kMC in the loop: tests/test_rare_events.py
 
 
 def write_config(folder: Path, engine: str, **extra) -> Path:

@@ -142,6 +142,8 @@ def test_kmc_run_with_a_poor_potential_halts_with_candidates(copper_fit):
                  gamma_halt=HALT, prefactor_hz=None, neb_images=5, seed=1)
     outcome = run_kmc(bulk_only.files(), run)
     assert outcome.status == "halted" and outcome.steps == 0 and outcome.error is None
+    again = run_kmc(bulk_only.files(), run)  # a resumed run explores the same way
+    assert [c.gamma for c in again.candidates] == [c.gamma for c in outcome.candidates]
     halted = [c for c in outcome.candidates if c.gamma > HALT]
     assert halted and all(c.provenance["generator"] == GENERATOR for c in halted)
     assert {c.provenance["stage"] for c in halted} <= {"dimer", "relaxation", "neb", "prefactor"}

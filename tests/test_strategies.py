@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from pyacemaker.structures.policy import adapt, gamma_thresholds, initial_decision
+from pyacemaker.records import HOTTEST
+from pyacemaker.structures.policy import adapt, gamma_thresholds, initial_decision, rare_events
 from pyacemaker.structures.seeds import seed_structures
 from pyacemaker.structures.strategies import (
     SLAB_VACUUM,
@@ -251,3 +252,18 @@ def test_relaxation_halts_where_the_potential_leaves_what_it_knows(copper_fit):
     halted = relax_until_halt(start, potential, limit)
     assert halted.halted and halted.steps == rise + 1
     assert halted.gamma == pytest.approx(path[rise + 1]) and halted.gamma > limit
+
+
+def test_rare_events_join_md_for_defects_or_when_md_at_the_hottest_finds_nothing():
+    start = initial_decision(["Cu"], 0.04)
+    assert not start.at_hottest
+    assert not rare_events(start, "auto", defects=False, md_quiet=True).kmc
+    with_defects = rare_events(start, "auto", defects=True, md_quiet=False)
+    assert with_defects.kmc and "a start has defects" in with_defects.reasons[-1]
+    hottest = start.model_copy(update={"temperatures_k": [round(HOTTEST * start.melting_k)]})
+    assert not rare_events(hottest, "auto", defects=False, md_quiet=False).kmc  # MD still halts
+    quiet = rare_events(hottest, "auto", defects=False, md_quiet=True)
+    assert quiet.kmc and "hottest" in quiet.reasons[-1]
+    assert rare_events(start, "always", defects=False, md_quiet=False).kmc
+    assert not rare_events(quiet, "never", defects=True, md_quiet=True).kmc
+    assert rare_events(start, "never", True, True).reasons == start.reasons

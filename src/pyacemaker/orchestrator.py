@@ -316,9 +316,10 @@ class Workflow:
 
     def converged(self, i: int, decision: PolicyDecision, halts: int, max_gamma: float) -> bool:
         """The previous potential meets the targets and a full iteration of MD at the policy's
-        hottest conditions (and kMC, when the policy runs it) found nothing above the halt
-        threshold (``halts``: MD and kMC runs stopped by γ)."""
-        return (self.targets_met(i - 1) and decision.at_hottest and halts == 0
+        hottest conditions, and of kMC unless the config turns it off, found nothing above the
+        halt threshold (``halts``: MD and kMC runs stopped by γ)."""
+        kmc_done = decision.kmc or self.config.exploration.rare_events.when == "never"
+        return (self.targets_met(i - 1) and decision.at_hottest and kmc_done and halts == 0
                 and max_gamma < decision.gamma_halt)
 
     def carry_over(self, i: int) -> None:
@@ -348,7 +349,8 @@ class Workflow:
             decision = adapt(previous.policy, previous.halts,
                              previous.md_runs, fixed_temperatures=s.md_temperatures is not None,
                              fixed_pressures=bool(s.md_pressures_gpa))
-        decision = rare_events(decision, s.rare_events.when, self.starts_have_defects())
+        decision = rare_events(decision, s.rare_events.when, self.starts_have_defects(),
+                               md_quiet=previous.md_runs > 0 and previous.halts == 0)
         return gamma_thresholds(decision, configured,
                                 previous.fit.held_out_gamma if previous.fit else None,
                                 self.targets_met(iteration - 1))

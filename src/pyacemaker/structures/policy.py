@@ -131,16 +131,19 @@ def adapt(previous: PolicyDecision, halts: int, md_runs: int, fixed_temperatures
                                        "reasons": [reason]})
 
 
-def rare_events(decision: PolicyDecision, when: str, defects: bool) -> PolicyDecision:
+def rare_events(decision: PolicyDecision, when: str, defects: bool, md_quiet: bool) -> PolicyDecision:
     """``decision`` with saddle searches and kMC switched on or off: ``when`` is the config's
-    ``always``, ``never`` or ``auto`` (on when a start has ``defects``, or once MD runs at the
-    hottest conditions the policy tries: there MD stops finding what barriers hide)."""
-    reason = {"always": "saddle searches and kMC every iteration (config)",
-              "never": None,
-              "auto": "a start has defects: saddle searches and kMC from them" if defects else (
-                  "MD at the policy's hottest conditions: saddle searches and kMC from vacancies "
-                  "join it, for the barriers MD rarely crosses" if decision.at_hottest else None),
-              }[when]
+    ``always``, ``never`` or ``auto``: on when a start has ``defects``, or when MD stops finding
+    anything new at the hottest conditions the policy tries (at them, and the previous
+    iteration's MD ran without a halt: ``md_quiet``), for what barriers hide from MD."""
+    reason = None
+    if when == "always":
+        reason = "saddle searches and kMC every iteration (config)"
+    elif when == "auto" and defects:
+        reason = "a start has defects: saddle searches and kMC from them"
+    elif when == "auto" and decision.at_hottest and md_quiet:
+        reason = ("MD at the policy's hottest conditions found nothing new: saddle searches and "
+                  "kMC from vacancies join it, for the barriers MD rarely crosses")
     if reason is None:
         return decision.model_copy(update={"kmc": False})
     return decision.model_copy(update={"kmc": True, "reasons": [*decision.reasons, reason]})
