@@ -12,11 +12,12 @@ from pyacemaker.state import IterationRecord, WorkflowState
 
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
     """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
-    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗), the
-    policy's MD temperatures, basis size (nl: nonlinear), validation verdict, seconds spent labelling, fitting
-    and validating."""
+    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗),
+    halted/total kMC runs with the processes they found, the policy's MD temperatures, basis
+    size (nl: nonlinear), validation verdict, seconds spent labelling, fitting and validating."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
-    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "MD T K",
+    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "kMC",
+                 "MD T K",
                  "basis", "valid", "time s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in sorted(state.history, key=lambda r: r.iteration):
@@ -26,7 +27,7 @@ def history_table(state: WorkflowState, targets: TargetsConfig | None = None) ->
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
             fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
-            _md_runs(r), _temperatures(r), _basis(r), _validation(r),
+            _md_runs(r), _kmc_runs(r), _temperatures(r), _basis(r), _validation(r),
             f"{r.label_seconds + (r.fit.seconds if r.fit else 0) + r.validation_seconds:.0f}",
         )
     return table
@@ -36,6 +37,13 @@ def _md_runs(r: IterationRecord) -> str:
     if not r.md_runs:
         return "-"
     return f"{r.halts}/{r.md_runs}" + (f" ({r.md_failures}✗)" if r.md_failures else "")
+
+
+def _kmc_runs(r: IterationRecord) -> str:
+    """Halted/total kMC runs and the processes they found, e.g. ``1/2 (3 proc)``."""
+    if not r.kmc_runs:
+        return "-"
+    return f"{r.kmc_halts}/{r.kmc_runs} ({len(r.processes)} proc)"
 
 
 def _basis(r: IterationRecord) -> str:
