@@ -134,8 +134,9 @@ def test_unknown_prototype_names_the_available_ones(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("example", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")),
                          ids=lambda p: p.name)
-def test_examples_load(example, tmp_path, monkeypatch):
-    """Every shipped example validates (its engine's own checks included)."""
-    monkeypatch.chdir(tmp_path)
+def test_examples_load(example, monkeypatch):
+    """Every shipped example validates (its engine's own checks included), from the repository's
+    root as the examples say (their structure files are relative to it)."""
+    monkeypatch.chdir(example.parents[1])
     config = load_config(example)
     assert config.composition and config.oracle.engine
