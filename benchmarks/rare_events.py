@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(METALS), action="append")
     parser.add_argument("--iterations", type=int, default=4)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)
     for key in args.only or sorted(METALS):
         symbol = METALS[key]
         initial, final = vacancy_hop(symbol)
