@@ -112,7 +112,8 @@ def minimized(atoms: Atoms, calc: Calculator, fmax: float = MINIMUM_FMAX,
     """
     out = bare(atoms)
     out.calc = calc
-    _optimize(FIRE(out, logfile=None), out, atoms, fmax, steps, "relaxation")
+    if not _optimize(FIRE(out, logfile=None), out, atoms, fmax, steps, "relaxation"):
+        raise CalculationFailed(f"relaxation did not reach {fmax} eV/Å in {steps} steps")
     out.calc = None
     return out
 
