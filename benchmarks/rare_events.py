@@ -74,7 +74,7 @@ def hop_barrier(potential: Potential, initial: Atoms, halt: float) -> tuple[floa
                     final.positions - minimum.positions, axis=1) > 0.5) == 1:
                 return neb_path(minimum, final, calc, via=saddle.atoms).barrier, ""
     except Extrapolating as halted:
-        return None, f"γ {halted.gamma:.3g} > {halt:g}"
+        return None, f"halts: γ {halted.gamma:.1f} > {halt:g}"
     return None, f"no hop in {SEARCHES} searches"
 
 
