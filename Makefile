@@ -10,15 +10,18 @@ CHROMIUM := /usr/bin/chromium
 TF := $(VENV)/.nonlinear
 # the one-node Slurm cluster of scripts/local-slurm (its config, state and logs)
 SLURM_DIR ?= /tmp/pyacemaker-slurm
+# eOn's client, built once into pyacemaker's cache (src/pyacemaker/eon.py looks there)
+CACHE ?= $(or $(PYACEMAKER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyacemaker)
+EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
-.PHONY: quickstart test lint nonlinear slurm clean
+.PHONY: quickstart test lint nonlinear slurm eon clean
 
 quickstart: $(STAMP)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(TF) $(QE) $(CHROMIUM) slurm
+test: $(STAMP) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
 	$(BIN)/pyacemaker doctor
 	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
@@ -39,6 +42,13 @@ $(TF): $(STAMP)
 # tests; stop it with `scripts/local-slurm stop`
 slurm:
 	PYACEMAKER_SLURM_DIR=$(SLURM_DIR) scripts/local-slurm start
+
+# eOn's client for rare_events.engine: eon (scripts/eon/build: eon-akmc 3.6.0 from PyPI, built
+# offline with clang 19; ~40 min on 2 cores the first time)
+eon: $(EONCLIENT)
+
+$(EONCLIENT):
+	scripts/eon/build $(CACHE)/eon/venv
 
 # Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
 $(QE):

@@ -1,4 +1,4 @@
-"""Shared fixtures: EMT-labelled copper structures."""
+"""Shared fixtures: EMT-labelled copper structures, and potentials fitted to them."""
 
 from __future__ import annotations
 
@@ -49,3 +49,46 @@ def copper_fit(copper_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit") / "potential"
     potential, result = fit_linear_ace(train, test, ["Cu"], settings, folder)
     return potential, result, folder
+
+
+def vacancy_hop() -> tuple[Atoms, Atoms]:
+    """(initial, final): a 31-atom fcc Cu cell with a vacancy at the cube corner, before and
+    after its nearest neighbour hops into it (unrelaxed)."""
+    perfect = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
+    neighbour = int(np.argsort(perfect.get_distances(0, range(len(perfect)), mic=True))[1])
+    initial, final = perfect.copy(), perfect.copy()
+    final.positions[neighbour] = perfect.positions[0]
+    del initial[0], final[0]
+    return initial, final
+
+
+def hop_structures(n: int, seed: int) -> list[Atoms]:
+    """``n`` EMT-labelled vacancy cells near the hop path, rattled: the images of a plain
+    (not climbing) 3-image EMT band, as labelled saddle-search candidates would give."""
+    from pyacemaker.saddles import minimized, neb_path
+
+    rng = np.random.default_rng(seed)
+    initial, final = vacancy_hop()
+    band = neb_path(minimized(initial, EMT()), minimized(final, EMT()), EMT(), images=3,
+                    climb=False)
+    out = []
+    for k in range(n):
+        atoms = band.images[k % len(band.images)].copy()
+        atoms.positions += rng.normal(0.0, rng.uniform(0.02, 0.1), atoms.positions.shape)
+        out.append(emt_labelled(atoms))
+    return out
+
+
+@pytest.fixture(scope="session")
+def vacancy_fit(tmp_path_factory):
+    """Linear ACE + ZBL fitted to EMT bulk Cu and vacancy cells near the hop path."""
+    from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
+    from pyacemaker.training.linear import fit_linear_ace
+
+    inner, outer = default_zbl_range(["Cu"])
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
+    train = emt_copper(30, seed=11) + hop_structures(40, seed=12)
+    test = emt_copper(8, seed=13) + hop_structures(10, seed=14)
+    potential, _ = fit_linear_ace(train, test, ["Cu"], settings,
+                                  tmp_path_factory.mktemp("vacancy") / "potential")
+    return potential

@@ -19,6 +19,7 @@ part imports only parts below it:
     validation
     candidates      MD runs as tasks, and the candidates they give
     saddles         dimer, NEB, harmonic rates with the potential, halted on gamma
+    eon, eon_bridge eOn's client as the dimer engine, through its external potential
     kmc             kinetic Monte Carlo runs as tasks
     explore         MD and strategies with the current potential
     status, doctor

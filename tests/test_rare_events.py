@@ -13,7 +13,6 @@ from ase.db import connect
 from typer.testing import CliRunner
 
 from pyacemaker.cli import app
-from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
 from pyacemaker.kmc import GENERATOR, KMCRun, choose, run_kmc
 from pyacemaker.saddles import (
     Extrapolating,
@@ -28,48 +27,9 @@ from pyacemaker.saddles import (
 )
 from pyacemaker.state import WorkflowState
 from pyacemaker.structures import defect_atoms
-from pyacemaker.training.linear import fit_linear_ace
-from tests.conftest import emt_copper, emt_labelled
+from tests.conftest import vacancy_hop
 
 HALT = 25.0
-
-
-def vacancy_hop() -> tuple[Atoms, Atoms]:
-    """(initial, final): a 31-atom fcc Cu cell with a vacancy at the cube corner, before and
-    after its nearest neighbour hops into it (unrelaxed)."""
-    perfect = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
-    neighbour = int(np.argsort(perfect.get_distances(0, range(len(perfect)), mic=True))[1])
-    initial, final = perfect.copy(), perfect.copy()
-    final.positions[neighbour] = perfect.positions[0]
-    del initial[0], final[0]
-    return initial, final
-
-
-def hop_structures(n: int, seed: int) -> list[Atoms]:
-    """``n`` EMT-labelled vacancy cells near the hop path, rattled: the images of a plain
-    (not climbing) 3-image EMT band, as labelled saddle-search candidates would give."""
-    rng = np.random.default_rng(seed)
-    initial, final = vacancy_hop()
-    band = neb_path(minimized(initial, EMT()), minimized(final, EMT()), EMT(), images=3,
-                    climb=False)
-    out = []
-    for k in range(n):
-        atoms = band.images[k % len(band.images)].copy()
-        atoms.positions += rng.normal(0.0, rng.uniform(0.02, 0.1), atoms.positions.shape)
-        out.append(emt_labelled(atoms))
-    return out
-
-
-@pytest.fixture(scope="module")
-def vacancy_fit(tmp_path_factory):
-    """Linear ACE + ZBL fitted to EMT bulk Cu and vacancy cells along the hop line."""
-    inner, outer = default_zbl_range(["Cu"])
-    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
-    train = emt_copper(30, seed=11) + hop_structures(40, seed=12)
-    test = emt_copper(8, seed=13) + hop_structures(10, seed=14)
-    potential, _ = fit_linear_ace(train, test, ["Cu"], settings,
-                                  tmp_path_factory.mktemp("vacancy") / "potential")
-    return potential
 
 
 def test_defect_atoms_are_the_vacancys_neighbours():

@@ -199,6 +199,17 @@ class RareEventsConfig(_Model):
         "Vineyard formula from the normal modes at the minimum and the saddle"
     )
     neb_images: int = Field(5, ge=1, description="moving images of each climbing-image NEB")
+    engine: Literal["ase", "eon"] = Field(
+        "ase", description="dimer searches by ASE's MinModeTranslate, or by eOn's client "
+        "(eonclient; `make eon` builds it)"
+    )
+    eon_command: str | None = Field(
+        None, description="eOn's client, e.g. '/opt/eon/bin/eonclient' (split like a shell "
+        "command, never run by one); default: eonclient on PATH, else the one `make eon` built",
+        json_schema_extra=PER_MACHINE,
+    )
+
+    _command = field_validator("eon_command")(classmethod(lambda cls, v: check_command(v)))
 
 
 class ExplorationConfig(_Model):

@@ -158,7 +158,7 @@ class StandardExplorer:
                 folder_name(f"kmc{k:02d}_{origin}_{temperature:g}K"), origin, start,
                 temperature, settings.kmc_steps, settings.searches, decision.gamma_collect,
                 decision.gamma_halt, settings.prefactor_hz, settings.neb_images,
-                int(rng.integers(1, 2**31 - 1))))
+                int(rng.integers(1, 2**31 - 1)), settings.engine, settings.eon_command))
         outcomes: dict[int, KMCOutcome] = {}
         self.dispatcher.run("search", [Task(k, run_kmc, (files, run)) for k, run in enumerate(runs)],
                             outcomes.__setitem__, "exploring (saddle searches, kMC)")

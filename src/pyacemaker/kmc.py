@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from pyacemaker.candidates import Candidate
+from pyacemaker.eon import eon_dimer_search, find_eonclient
 from pyacemaker.errors import CalculationFailed
 from pyacemaker.records import ProcessRecord
 from pyacemaker.saddles import (
@@ -50,7 +52,9 @@ FALLBACK_PREFACTOR_HZ = 1e13  # when the Vineyard formula does not apply (soft m
 class KMCRun:
     """One kMC run of an iteration: its name, the start's origin and structure, the kMC
     temperature (K), steps, dimer searches per state, γ thresholds, the prefactor (Hz; ``None``:
-    Vineyard's from the normal modes), the NEB's moving images and the random seed."""
+    Vineyard's from the normal modes), the NEB's moving images, the random seed, and the dimer's
+    engine (ase, or eon with eOn's client found on the worker: ``eon_command`` or
+    ``eon.find_eonclient``)."""
 
     name: str
     origin: str
@@ -63,6 +67,8 @@ class KMCRun:
     prefactor_hz: float | None
     neb_images: int
     seed: int
+    engine: str = "ase"
+    eon_command: str | None = None
 
 
 @dataclass
@@ -137,10 +143,13 @@ def find_processes(state: Atoms, calc: GuardedCalculator, rng: np.random.Generat
         centers = np.arange(len(state))
     found: list[Process] = []
     halts: list[Extrapolating] = []
+    search = dimer_search
+    if run.engine == "eon":
+        search = partial(eon_dimer_search, command=find_eonclient(run.eon_command))
     for _ in range(run.searches):
         stage = "dimer"
         try:
-            saddle = dimer_search(state, calc, rng, int(rng.choice(centers)))
+            saddle = search(state, calc, rng, int(rng.choice(centers)))
             stage = "relaxation"
             final = None if saddle is None else connected_minimum(state, saddle, calc)
             if final is None or any(max_displacement(final, p.final) < SAME_STATE for p in found):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from pyacemaker.config import Config, default_cutoff, default_zbl_range, read_config
 from pyacemaker.dispatch import check_executor
+from pyacemaker.eon import check_rare_events
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.registry import find_engine, resolve_oracle
 from pyacemaker.structures.seeds import check_seeds
@@ -51,6 +52,7 @@ def resolve(config: Config) -> Config:
     elements = config.elements
     check_seeds(config.seeds, config.composition)
     check_executor(config.executor)
+    check_rare_events(config.exploration.rare_events)
     inner, outer = default_zbl_range(elements)
     trainer = config.trainer.model_copy(
         update={
