@@ -37,6 +37,11 @@ budget:
 targets:                        # held-out accuracy that counts as converged
   energy_rmse_mev_per_atom: 1.0
   force_rmse_ev_per_angstrom: 0.05
+# exploration:
+#   rare_events:                # saddle searches and kinetic Monte Carlo beside MD
+#     when: auto                # auto (defects in seeds.files, or once MD at the hottest
+#                               # conditions finds nothing new), always or never
+#     engine: ase               # ase, or eon (eOn's client; `make eon` builds it)
 # executor:                     # where labels, MD runs and fits run; default: this machine
 #   kind: parsl                 # Parsl's HighThroughputExecutor
 #   provider: slurm             # local, slurm or pbspro (the README's Clusters section)
