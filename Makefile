@@ -44,7 +44,7 @@ slurm:
 	PYACEMAKER_SLURM_DIR=$(SLURM_DIR) scripts/local-slurm start
 
 # eOn's client for rare_events.engine: eon (scripts/eon/build: eon-akmc 3.6.0 from PyPI, built
-# offline with clang 19; ~40 min on 2 cores the first time)
+# offline with clang 19; 25-40 min on 2 cores the first time)
 eon: $(EONCLIENT)
 
 $(EONCLIENT):

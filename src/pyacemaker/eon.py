@@ -89,7 +89,7 @@ def find_eonclient(command: str | None = None) -> list[str]:
         return [str(cached_eonclient())]
     raise EngineSetupError(
         "eOn's client (eonclient) is not on PATH nor built here: run `make eon` (builds eOn 3.6.0 "
-        "from PyPI's eon-akmc, ~40 min once), or set exploration.rare_events.eon_command, or "
+        "from PyPI's eon-akmc, 25-40 min once), or set exploration.rare_events.eon_command, or "
         "use rare_events.engine: ase")
 
 
