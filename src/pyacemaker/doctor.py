@@ -114,3 +114,15 @@ def quantum_espresso() -> Check:
     return Check("Quantum ESPRESSO", path is not None,
                  path or "pw.x not on PATH (`apt-get install quantum-espresso "
                  "quantum-espresso-data`)", required=False)
+
+
+def eon_client() -> Check:
+    """eOn's client for ``rare_events.engine: eon`` (optional: ASE's dimer is the default)."""
+    from pyacemaker.eon import find_eonclient
+
+    try:
+        command = find_eonclient()
+    except PyacemakerError:
+        return Check("eOn client", False, "not built (`make eon`; needed only for "
+                     "rare_events.engine: eon)", required=False)
+    return Check("eOn client", True, " ".join(command), required=False)
