@@ -129,7 +129,7 @@ def test_residence_time_choice_follows_the_rates():
         record = ProcessRecord(run="r", step=0, barrier_ev=0.5, reverse_barrier_ev=0.5,
                                prefactor_hz=1e13, prefactor_from="config", temperature_k=300,
                                rate_hz=rate_hz, saddle_gamma=1.0, moved_atoms=1)
-        return Process(record, Atoms(), Atoms())
+        return Process(record, Atoms(), Atoms(), 1.0, 1.0)
 
     rng = np.random.default_rng(0)
     picks = [choose([process(1.0), process(3.0)], rng) for _ in range(4000)]

@@ -89,11 +89,14 @@ class KMCOutcome:
 
 @dataclass(frozen=True)
 class Process:
-    """A process out of the current minimum: its record, saddle and final minimum."""
+    """A process out of the current minimum: its record, saddle and final minimum, and the
+    largest γ of each."""
 
     record: ProcessRecord
     saddle: Atoms
     final: Atoms
+    saddle_gamma: float
+    final_gamma: float
 
 
 def run_kmc(potential_files: dict[str, bytes], run: KMCRun) -> KMCOutcome:
@@ -113,7 +116,7 @@ def run_kmc(potential_files: dict[str, bytes], run: KMCRun) -> KMCOutcome:
                 outcome.candidates += [
                     Candidate(h.atoms, {**provenance, "kmc_step": step, "stage": h.stage}, h.gamma)
                     for h in halts]
-                outcome.candidates += collected(processes, calc, run.gamma_collect,
+                outcome.candidates += collected(processes, run.gamma_collect,
                                                 {**provenance, "kmc_step": step})
                 if halts or not processes:  # rates of a partly unknown neighbourhood mean nothing
                     outcome.status = "halted" if halts else "stuck"
@@ -170,6 +173,7 @@ def process(state: Atoms, path: Band, calc: GuardedCalculator, run: KMCRun, step
     """The process along the converged band ``path`` out of ``state``: its barrier, prefactor (the
     run's, or Vineyard's at the path's highest image) and rate."""
     top, final = path.images[path.top], path.images[-1]
+    saddle_gamma, final_gamma = grade(top, calc), grade(final, calc)
     prefactor, source = run.prefactor_hz, "config"
     if prefactor is None:
         prefactor = vineyard_prefactor(state, top, calc)
@@ -180,21 +184,18 @@ def process(state: Atoms, path: Band, calc: GuardedCalculator, run: KMCRun, step
         reverse_barrier_ev=round(path.reverse_barrier, 5), prefactor_hz=prefactor,
         prefactor_from=source, temperature_k=run.temperature_k,
         rate_hz=rate(path.barrier, prefactor, run.temperature_k),
-        saddle_gamma=round(grade(top, calc), 4),
+        saddle_gamma=round(saddle_gamma, 4),
         moved_atoms=int((displacements(state, final) > SAME_STATE).sum()))
-    return Process(record, top, final)
+    return Process(record, top, final, saddle_gamma, final_gamma)
 
 
-def collected(processes: list[Process], calc: GuardedCalculator, gamma_collect: float,
-              provenance: dict) -> list[Candidate]:
+def collected(processes: list[Process], gamma_collect: float, provenance: dict) -> list[Candidate]:
     """The saddles and final minima of ``processes`` whose γ is above ``gamma_collect``."""
-    out = []
-    for p in processes:
-        for stage, atoms in (("saddle", p.saddle), ("minimum", p.final)):
-            gamma = grade(atoms, calc)
-            if gamma > gamma_collect:
-                out.append(Candidate(atoms, {**provenance, "stage": stage}, gamma))
-    return out
+    return [Candidate(atoms, {**provenance, "stage": stage}, gamma)
+            for p in processes
+            for stage, atoms, gamma in (("saddle", p.saddle, p.saddle_gamma),
+                                        ("minimum", p.final, p.final_gamma))
+            if gamma > gamma_collect]
 
 
 def choose(processes: list[Process], rng: np.random.Generator) -> tuple[int, float]:
