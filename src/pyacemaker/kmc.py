@@ -39,6 +39,7 @@ from pyacemaker.saddles import (
     minimized,
     neb_path,
     rate,
+    vibrational_eigenvalues,
     vineyard_prefactor,
 )
 from pyacemaker.structures import bare, defect_atoms
@@ -147,6 +148,7 @@ def find_processes(state: Atoms, calc: GuardedCalculator, rng: np.random.Generat
     found: list[Process] = []
     halts: list[Extrapolating] = []
     search = dimer_search
+    state_modes = None  # the state's normal modes, for Vineyard prefactors
     if run.engine == "eon":
         search = partial(eon_dimer_search, command=find_eonclient(run.eon_command))
     for _ in range(run.searches):
@@ -160,7 +162,9 @@ def find_processes(state: Atoms, calc: GuardedCalculator, rng: np.random.Generat
             stage = "neb"
             path = neb_path(state, final, calc, run.neb_images, via=saddle.atoms)
             stage = "prefactor"
-            found.append(process(state, path, calc, run, step))
+            if run.prefactor_hz is None and state_modes is None:
+                state_modes = vibrational_eigenvalues(state, calc)  # once per state
+            found.append(process(state, path, calc, run, step, state_modes))
         except Extrapolating as halt:
             halt.stage = stage
             halts.append(halt)
@@ -169,14 +173,16 @@ def find_processes(state: Atoms, calc: GuardedCalculator, rng: np.random.Generat
     return found, halts
 
 
-def process(state: Atoms, path: Band, calc: GuardedCalculator, run: KMCRun, step: int) -> Process:
+def process(state: Atoms, path: Band, calc: GuardedCalculator, run: KMCRun, step: int,
+            state_modes: np.ndarray | None = None) -> Process:
     """The process along the converged band ``path`` out of ``state``: its barrier, prefactor (the
-    run's, or Vineyard's at the path's highest image) and rate."""
+    run's, or Vineyard's at the path's highest image, with the state's ``vibrational_eigenvalues``
+    when given) and rate."""
     top, final = path.images[path.top], path.images[-1]
     saddle_gamma, final_gamma = grade(top, calc), grade(final, calc)
     prefactor, source = run.prefactor_hz, "config"
     if prefactor is None:
-        prefactor = vineyard_prefactor(state, top, calc)
+        prefactor = vineyard_prefactor(state, top, calc, state_modes)
         source = "vineyard" if prefactor is not None else "fallback"
         prefactor = prefactor or FALLBACK_PREFACTOR_HZ
     record = ProcessRecord(

@@ -157,8 +157,7 @@ def connected_minimum(minimum: Atoms, saddle: Saddle, calc: Calculator) -> Atoms
     back = [max_displacement(minimum, side) < SAME_STATE for side in sides]
     if back.count(True) != 1:
         return None
-    final = sides[back.index(False)]
-    return final if max_displacement(minimum, final) >= SAME_STATE else None
+    return sides[back.index(False)]  # not back: it moved at least SAME_STATE
 
 
 def neb_path(initial: Atoms, final: Atoms, calc: Calculator, images: int = 5,
@@ -198,12 +197,15 @@ def neb_path(initial: Atoms, final: Atoms, calc: Calculator, images: int = 5,
     return Band(band, energies)
 
 
-def vineyard_prefactor(minimum: Atoms, saddle: Atoms, calc: Calculator) -> float | None:
+def vineyard_prefactor(minimum: Atoms, saddle: Atoms, calc: Calculator,
+                       at_minimum: np.ndarray | None = None) -> float | None:
     """Vineyard's harmonic prefactor, Hz: the product of the minimum's normal-mode
     frequencies over the product of the saddle's real ones, the rigid translations (three in a
-    periodic cell) left out of both. ``None`` when ``minimum`` has an unstable mode or
-    ``saddle`` has not exactly one."""
-    at_minimum = vibrational_eigenvalues(minimum, calc)
+    periodic cell) left out of both. ``at_minimum``: the minimum's ``vibrational_eigenvalues``
+    when already known (every process out of one state shares them). ``None`` when ``minimum``
+    has an unstable mode or ``saddle`` has not exactly one."""
+    if at_minimum is None:
+        at_minimum = vibrational_eigenvalues(minimum, calc)
     at_saddle = vibrational_eigenvalues(saddle, calc)
     if at_minimum[0] <= 0 or at_saddle[0] >= 0 or at_saddle[1] <= 0:
         return None
