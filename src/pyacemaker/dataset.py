@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,23 @@ def split_of(hash_: str, test_fraction: float, rows: tuple[int, int], tests: tup
     return "train"
 
 
+def _create(path: Path) -> None:
+    """Write an empty dataset file atomically. ase.db creates its tables in separate commits, so
+    a run killed while it did would leave a file that ase.db can no longer open."""
+    partial = path.with_name(path.name + ".new")
+    partial.unlink(missing_ok=True)
+    connect(str(partial), type="db", use_lock_file=False).count()  # creates every table
+    os.replace(partial, path)
+
+
 class Dataset:
     """Structures with labels and provenance in ``path`` (SQLite, via ase.db)."""
 
     def __init__(self, path: Path | str, test_fraction: float) -> None:
         self.path = Path(path)
         self.test_fraction = test_fraction
+        if not self.path.exists():
+            _create(self.path)
         # SQLite transactions keep the file consistent; ase.db's extra lock file would survive
         # a SIGKILL and make the resumed run wait for it forever
         self._db = connect(str(self.path), type="db", use_lock_file=False)
