@@ -16,8 +16,7 @@ from pyacemaker.errors import PyacemakerError
 from pyacemaker.oracle.registry import engine_names, engine_table, find_engine
 from pyacemaker.workdir import RunPaths
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Build machine-learning interatomic potentials (ACE) automatically.")
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console()
 if not console.is_terminal:  # piped or captured: wide enough for the status table
     console.width = max(console.width, 120)
@@ -49,6 +48,23 @@ targets:                        # held-out accuracy that counts as converged
 #   walltime: "04:00:00"
 #   worker_init: "source ~/pyacemaker/.venv/bin/activate"
 """
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print the installed pyacemaker's version and stop."""
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"pyacemaker {version('pyacemaker')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Build machine-learning interatomic potentials (ACE) automatically."""
 
 
 def _fail(err: Exception, code: int = 2) -> typer.Exit:
