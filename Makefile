@@ -17,12 +17,12 @@ EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
 .PHONY: quickstart test lint install nonlinear slurm eon clean
 
-quickstart: $(STAMP)
+quickstart: $(STAMP) $(BUILD_TOOLS)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
+test: $(STAMP) $(BUILD_TOOLS) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
 	$(BIN)/pyacemaker doctor
 	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
