@@ -119,8 +119,8 @@ def status(
         raise _fail(FileNotFoundError(f"no run in '{workdir}' ({path.name} not found)"))
     try:
         state = WorkflowState.load(workdir)
-    except ValueError as err:
-        raise _fail(ValueError(f"{path} is unreadable: {err}")) from None
+    except PyacemakerError as err:
+        raise _fail(err) from None
     if as_json:
         print(json.dumps(status_dict(state), indent=2))
         return
