@@ -400,9 +400,10 @@ def test_truncated_and_garbage_lammps_outputs_give_frames_or_parse_errors(potent
     with pytest.raises(ParseError, match="atom types"):
         list(iter_dump(md.folder / FINAL_DUMP, ["Cu"]))
     log = md.folder / LOG_FILE
-    text = log.read_bytes()
-    log.write_bytes(text[: len(text) // 2] + random_bytes(500))
-    assert read_log(log).thermo  # the rows before the garbage
+    text, rows_before = log.read_bytes(), read_log(log).thermo
+    log.write_bytes(text[: text.index(b"Loop time") - 9] + random_bytes(500))  # in the last row
+    rows_after = read_log(log).thermo
+    assert 1 < len(rows_after) <= len(rows_before) and rows_after == rows_before[:len(rows_after)]
 
 
 # ---------------------------------------------------------------------------- pw.x outputs

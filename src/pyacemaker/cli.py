@@ -52,7 +52,8 @@ targets:                        # held-out accuracy that counts as converged
 
 
 def _fail(err: Exception, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+    # soft_wrap: paths and the commands a message suggests stay whole, to copy and paste
+    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
