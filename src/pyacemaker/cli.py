@@ -68,7 +68,8 @@ def main(
 
 
 def _fail(err: Exception, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+    # soft_wrap: paths and the commands a message suggests stay whole, to copy and paste
+    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -135,8 +136,8 @@ def status(
         raise _fail(FileNotFoundError(f"no run in '{workdir}' ({path.name} not found)"))
     try:
         state = WorkflowState.load(workdir)
-    except ValueError as err:
-        raise _fail(ValueError(f"{path} is unreadable: {err}")) from None
+    except PyacemakerError as err:
+        raise _fail(err) from None
     if as_json:
         print(json.dumps(status_dict(state), indent=2))
         return

@@ -124,6 +124,12 @@ class OracleConfig(_Model):
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
         description="parallel local worker processes for labelling", json_schema_extra=PER_MACHINE,
     )
+    timeout_s: float = Field(
+        3600.0, gt=0, description="seconds before a label by an ASE calculator engine (emt, "
+        "tblite, chgnet, ase:...) is given up: the structure becomes a failed label (espresso "
+        "and vasp time each attempt: dft.timeout_s, vasp.timeout_s)",
+        json_schema_extra=PER_MACHINE,
+    )
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
     vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
 
