@@ -27,6 +27,8 @@ MAX_RANDOM_ATTEMPTS = 30  # space groups tried before giving up on random crysta
 # Angstrom: no cell of a user's file is thinner (a crystal's thinnest periodic width is ~2 A);
 # thinner cells would put atoms on their own images and the distance check would take minutes
 MIN_CELL_WIDTH = 1.0
+MAX_CELL_WIDTH = 1e4  # Angstrom (1 micrometre): wider is a unit or POSCAR scale-factor mistake
+NEIGHBOR_BINS = 1000  # ASE's default (1e6) takes seconds on a cell of 1000 A with a few atoms
 
 
 def _clean(atoms: Atoms) -> Atoms:
@@ -93,7 +95,7 @@ def fit_cell(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: 
 def _too_close(atoms: Atoms) -> str | None:
     """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
     radii = np.array([covalent_radius(s) for s in atoms.get_chemical_symbols()])
-    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
+    i, j, d = neighbor_list("ijd", atoms, float(radii.max()), max_nbins=NEIGHBOR_BINS)
     bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
     if bad.size == 0:
         return None
@@ -210,6 +212,9 @@ def _unusable(atoms: Atoms, composition: dict[str, int]) -> str | None:
         return (f"has a cell only {widths.min():.3g} A wide (widths {np.round(widths, 3)} A), "
                 f"below {MIN_CELL_WIDTH} A: atoms would sit on their own periodic images; check "
                 "the lattice vectors (in Angstrom)")
+    if widths.max() > MAX_CELL_WIDTH:
+        return (f"has a cell {widths.max():.3g} A wide, above {MAX_CELL_WIDTH:g} A; check the "
+                "units (Angstrom) and a POSCAR's scale factor")
     problem = _too_close(_clean(atoms))
     if problem:
         return f"has {problem}, closer than half the sum of covalent radii"
