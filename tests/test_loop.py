@@ -178,10 +178,9 @@ def logged(log: Path) -> list[str]:
 def reference(tmp_path_factory) -> Path:
     """An uninterrupted run with the slow oracle, in this process."""
     folder = tmp_path_factory.mktemp("reference")
-    config = load_config(write_config(folder, SLOW))
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(TESTS))  # before loading: the oracle's class is imported at start-up
     try:
-        Workflow(config, show_progress=False).run()
+        Workflow(load_config(write_config(folder, SLOW)), show_progress=False).run()
     finally:
         sys.path.remove(str(TESTS))
     return folder / "run"

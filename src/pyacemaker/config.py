@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
 import shlex
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,8 +50,27 @@ def check_command(command: str | None) -> str | None:
     return command
 
 
+def check_batch_word(value: str | None) -> str | None:
+    """A value Parsl writes into a batch-script header line (``#SBATCH --partition=VALUE``): one
+    word, so that it cannot end the line or start a shell command."""
+    if value is not None and not BATCH_WORD.match(value):
+        raise ValueError(f"'{value}' is not one word of letters, digits and . , _ - + @ :")
+    return value
+
+
+def check_worker_dir(value: str | None) -> str | None:
+    """A folder the batch script creates and enters inside double quotes: environment variables
+    such as $USER expand there, but no quote, backquote, command substitution or line break."""
+    if value is not None and (not value.strip() or any(c in value for c in '"`\\\n\r')
+                              or "$(" in value):
+        raise ValueError(f"'{value}' is not a folder name for a batch script; environment "
+                         "variables ($USER) are fine, quotes, backquotes, $( ) and line breaks not")
+    return value
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: a NaN or an infinity is never a valid setting (NaN slips past gt/lt bounds)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DftConfig(_Model):
@@ -229,7 +250,7 @@ class ExplorationConfig(_Model):
     max_strain: float = Field(
         0.06, gt=0, lt=0.5, description="largest linear strain (the policy adapts it later)"
     )
-    md_temperatures: list[float] | None = Field(
+    md_temperatures: list[PositiveFloat] | None = Field(
         None, description="K; default: the policy's schedule from the melting point, adapted "
         "every iteration"
     )
@@ -248,7 +269,7 @@ class ExplorationConfig(_Model):
     gamma_halt: float = Field(
         25.0, gt=1, description="extrapolation grade above which MD stops (unreliable region)"
     )
-    random_seed: int = Field(42, description="makes the run reproducible")
+    random_seed: int = Field(42, ge=0, description="makes the run reproducible")
     rare_events: RareEventsConfig = Field(default_factory=RareEventsConfig)
 
 
@@ -270,6 +291,7 @@ class DynamicsConfig(_Model):
 
 
 WALLTIME = re.compile(r"^\d+:\d{2}:\d{2}$")
+BATCH_WORD = re.compile(r"^[\w.,+@:-]+$")
 
 
 class ExecutorConfig(_Model):
@@ -324,6 +346,10 @@ class ExecutorConfig(_Model):
         None, gt=0, description="seconds before a task is given up and retried (parsl); the "
         "engines' own timeouts apply inside every task"
     )
+
+    _batch_words = field_validator("partition", "queue", "account")(
+        classmethod(lambda cls, v: check_batch_word(v)))
+    _worker_dir = field_validator("worker_dir")(classmethod(lambda cls, v: check_worker_dir(v)))
 
     @field_validator("walltime")
     @classmethod
@@ -443,6 +469,13 @@ class Config(_Model):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
+    @field_validator("workdir", mode="before")
+    @classmethod
+    def _named_workdir(cls, workdir: Any) -> Any:
+        if isinstance(workdir, str) and not workdir.strip():
+            raise ValueError("workdir is empty; give a folder, e.g. runs/tio2")
+        return workdir
+
     @field_validator("composition")
     @classmethod
     def _valid_composition(cls, composition: str) -> str:
@@ -470,21 +503,71 @@ def read_config(path: Path | str) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found; create one with `pyacemaker init TiO2`")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is not a config file (at most "
+                          f"{MAX_CONFIG_BYTES}); give the small YAML file `pyacemaker init` writes")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err}); save the config as UTF-8") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    except RecursionError as err:
+        raise ConfigError(f"{path}: nested too deeply to be a config; check the brackets") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping such as 'composition: TiO2' at the top")
     return config_from_dict(raw, source=str(path))
 
 
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 100_000  # values after YAML aliases are expanded
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     """Validate a plain mapping; pydantic errors become one readable ConfigError."""
+    _check_values(raw, source)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_explain(err, raw, source)) from None
+    except RecursionError as err:
+        raise ConfigError(f"{source}: nested too deeply to be a config") from err
+
+
+def _check_values(raw: dict[str, Any], source: str) -> None:
+    """Refuse what no setting can hold and the models cannot name: more than
+    ``MAX_CONFIG_NODES`` values (YAML aliases can expand a short file exponentially) and NUL
+    characters (no path or command can contain one)."""
+    stack: list[tuple[str, Any]] = [("", raw)]
+    count = 0
+    while stack:
+        where, value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ConfigError(f"{source}: more than {MAX_CONFIG_NODES} values (after YAML aliases "
+                              "are expanded); a config holds a few dozen")
+        if isinstance(value, str) and "\0" in value:
+            raise ConfigError(f"{source}: field '{where or '(top)'}' contains a NUL character "
+                              "(\\0); remove it")
+        if isinstance(value, dict):
+            stack.extend((_dotted(where, k), v) for k, v in value.items())
+            stack.extend((_dotted(where, k), k) for k in value if isinstance(k, str))
+        elif isinstance(value, list):
+            stack.extend((_dotted(where, i), v) for i, v in enumerate(value))
+
+
+def _dotted(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _short_repr() -> reprlib.Repr:
+    """A repr bounded in size however large the value (an aliased YAML value can be huge)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 60, 60
+    return short
+
+
+_SHORT = _short_repr()
 
 
 def _explain(err: ValidationError, raw: dict[str, Any], source: str) -> str:
@@ -496,9 +579,9 @@ def _explain(err: ValidationError, raw: dict[str, Any], source: str) -> str:
         elif e["type"] == "missing":
             lines.append(f"{source}: field '{field}' is required; {_MISSING_FIX.get(field, '')}")
         else:
-            got = e.get("input")
+            got = _SHORT.repr(e.get("input"))  # bounded: an aliased YAML value can be huge
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: field '{field}': {msg} (got {got!r})")
+            lines.append(f"{source}: field '{field}': {msg} (got {got})")
     return "\n".join(lines)
 
 

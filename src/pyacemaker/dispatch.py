@@ -97,9 +97,17 @@ def make_dispatcher(settings: ExecutorConfig, workers: dict[Kind, int], run_dir:
 
 def store_files(folder: Path, files: dict[str, bytes]) -> None:
     """Write the files a task sent back (relative path -> content) under ``folder``, each
-    atomically (driver side)."""
+    atomically (driver side).
+
+    Raises
+    ------
+    ValueError
+        A name is absolute or climbs out of ``folder`` (``..``): nothing is written for it.
+    """
     for name, content in files.items():
         path = folder / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"a task sent back the file '{name}', outside {folder}; not written")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_file(path, content)
 

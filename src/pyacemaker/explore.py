@@ -388,8 +388,10 @@ def relaxed_within(atoms: Atoms, potential: Potential, gamma_limit: float,
 
 
 def folder_name(name: str) -> str:
-    """``name`` with every character but letters, digits, '.', '-' and '_' replaced by '_'."""
-    return re.sub(r"[^\w.-]", "_", name)
+    """``name`` with every character but letters, digits, '.', '-' and '_' replaced by '_', and
+    leading dots too: one folder inside its parent, never ``..`` or hidden."""
+    safe = re.sub(r"[^\w.-]", "_", name)
+    return "_" * (len(safe) - len(safe.lstrip("."))) + safe.lstrip(".") or "_"
 
 
 def _scaled(atoms: Atoms, scale: float) -> Atoms:

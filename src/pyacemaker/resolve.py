@@ -10,12 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pyacemaker.config import Config, default_cutoff, default_zbl_range, read_config
+from pyacemaker.config import (
+    Config,
+    ValidationConfig,
+    default_cutoff,
+    default_zbl_range,
+    read_config,
+)
 from pyacemaker.dispatch import check_executor
 from pyacemaker.eon import check_rare_events
 from pyacemaker.errors import ConfigError
 from pyacemaker.oracle.registry import find_engine, resolve_oracle
-from pyacemaker.structures.seeds import check_seeds
+from pyacemaker.structures.seeds import check_seeds, read_structure_file
 
 # Seed cells for a DFT oracle unless the config sets them: the conventional or primitive cell
 # (Si: 8 atoms), not 2x2x2 of it. At ONCV 80 Ry, pw.x on 64 Si atoms had not finished one label
@@ -76,6 +82,7 @@ def resolve(config: Config) -> Config:
     return config.model_copy(
         update={
             "workdir": config.workdir.resolve(),
+            "validation": _checked_test_structure(config.validation, elements),
             "seeds": _dft_sized(config.seeds, DFT_SEEDS, oracle.engine).model_copy(
                 update={"files": [f.resolve() for f in config.seeds.files]}),
             "exploration": _dft_sized(exploration, DFT_EXPLORATION, oracle.engine),
@@ -83,6 +90,19 @@ def resolve(config: Config) -> Config:
             "trainer": trainer,
         }
     )
+
+
+def _checked_test_structure(validation: ValidationConfig, elements: list[str]) -> ValidationConfig:
+    """``validation`` with ``structure`` made absolute, once the file reads as a usable periodic
+    structure of ``elements`` (at start-up, not after the first fit)."""
+    path = validation.structure
+    if path is None:
+        return validation
+    if not path.is_file():
+        raise ConfigError(f"field 'validation.structure': file '{path}' not found (relative paths "
+                          "are relative to the current directory)")
+    read_structure_file(path, dict.fromkeys(elements, 1), "validation.structure")
+    return validation.model_copy(update={"structure": path.resolve()})
 
 
 def _dft_sized(section: BaseModel, defaults: dict[str, Any], engine: str) -> BaseModel:

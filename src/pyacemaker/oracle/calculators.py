@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+from ase.calculators.calculator import BaseCalculator, Calculator, PropertyNotImplementedError
 
 from pyacemaker.config import CHGNET_MODELS, OracleConfig
 from pyacemaker.errors import ConfigError
@@ -92,18 +92,42 @@ def import_path_factory(settings: OracleConfig) -> Callable[[], Calculator]:
     Raises
     ------
     ConfigError
-        When the module or class cannot be imported.
+        When the module or class cannot be imported, or is not an ASE calculator.
     """
-    _, module_name, class_name = settings.engine.split(":")
+    cls = import_calculator(settings.engine)
+    params = dict(settings.parameters)
+    return lambda: cls(**params)
+
+
+def resolve_import_path(oracle: OracleConfig, elements: list[str]) -> OracleConfig:
+    """``oracle`` unchanged once ``ase:<module>:<Class>`` imports as an ASE calculator class
+    (checked at start-up, not at the first label); raises ConfigError otherwise."""
+    import_calculator(oracle.engine)
+    return oracle
+
+
+def import_calculator(engine: str) -> type[BaseCalculator]:
+    """The class ``ase:<module>:<Class>`` names, which must be an ASE calculator: any other
+    callable would be called with ``oracle.parameters`` as keyword arguments.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``oracle.engine`` and the fix.
+    """
+    _, module_name, class_name = engine.split(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError, TypeError) as err:
         raise ConfigError(
             f"field 'oracle.engine': cannot import {class_name} from {module_name} ({err}); "
             "check the spelling and that the module is installed in this environment"
         ) from err
-    params = dict(settings.parameters)
-    return lambda: cls(**params)
+    if not (isinstance(cls, type) and issubclass(cls, BaseCalculator)):
+        raise ConfigError(f"field 'oracle.engine': {module_name}.{class_name} is not an ASE "
+                          "calculator class; name a Calculator subclass, e.g. "
+                          "ase:ase.calculators.emt:EMT")
+    return cls
 
 
 def chgnet_calculator(model: str, params: dict[str, Any]) -> Calculator:

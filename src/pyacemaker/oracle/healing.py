@@ -60,7 +60,7 @@ class HealingOracle(ABC):
         """Energy, forces and stress, healing failures; a failure after the ladder is data."""
         name = structure_hash(atoms)[:16]
         self.scratch.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch))
+        folder = Path(tempfile.mkdtemp(prefix=f"pyacemaker-{name}-", dir=self.scratch))
         try:
             result = self._label(atoms, folder, name)
             result.logs = self.kept(folder, name)

@@ -83,7 +83,8 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
            factory="pyacemaker.oracle.vasp:VaspOracle",
            resolver="pyacemaker.oracle.vasp:resolve_vasp", section="vasp"),
     Engine(IMPORT_PATH, "any ASE calculator, e.g. ase:ase.calculators.emt:EMT",
-           calculator=f"{CALCULATORS}:import_path_factory"),
+           calculator=f"{CALCULATORS}:import_path_factory",
+           resolver=f"{CALCULATORS}:resolve_import_path"),
 )}
 
 

@@ -24,7 +24,9 @@ def label(settings: OracleConfig, atoms: Atoms) -> LabelResult:
     """The reference label of ``atoms``; a failed calculation is a result with its reason."""
     key = settings.model_dump_json()
     if key not in _oracles:
-        _oracles[key] = make_oracle(settings, Path(tempfile.gettempdir()) / "pyacemaker-labels")
+        # each label's folder is a private mkdtemp directly in the temporary folder: a fixed
+        # shared parent (/tmp/NAME) could be created first, and its entries swapped, by another user
+        _oracles[key] = make_oracle(settings, Path(tempfile.gettempdir()))
     return _oracles[key].label(atoms)
 
 

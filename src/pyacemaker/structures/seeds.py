@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 MIN_DISTANCE_FACTOR = 0.5  # atoms closer than this times the sum of covalent radii are rejected
 MIN_RANDOM_ATOMS = 4  # formula units of random crystals: smallest count reaching this
 MAX_RANDOM_ATTEMPTS = 30  # space groups tried before giving up on random crystals
+# Angstrom: no cell of a user's file is thinner (a crystal's thinnest periodic width is ~2 A);
+# thinner cells would put atoms on their own images and the distance check would take minutes
+MIN_CELL_WIDTH = 1.0
+MAX_CELL_WIDTH = 1e4  # Angstrom (1 micrometre): wider is a unit or POSCAR scale-factor mistake
+NEIGHBOR_BINS = 1000  # ASE's default (1e6) takes seconds on a cell of 1000 A with a few atoms
 
 
 def _clean(atoms: Atoms) -> Atoms:
@@ -90,7 +95,7 @@ def fit_cell(origin: str, atoms: Atoms, settings: SeedsConfig, allow_primitive: 
 def _too_close(atoms: Atoms) -> str | None:
     """Describe the first pair closer than 0.5 x (sum of covalent radii), or None."""
     radii = np.array([covalent_radius(s) for s in atoms.get_chemical_symbols()])
-    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))
+    i, j, d = neighbor_list("ijd", atoms, float(radii.max()), max_nbins=NEIGHBOR_BINS)
     bad = np.nonzero(d < MIN_DISTANCE_FACTOR * (radii[i] + radii[j]))[0]
     if bad.size == 0:
         return None
@@ -180,18 +185,40 @@ def read_structure_file(path: Path, composition: dict[str, int],
     seeds = []
     for k, atoms in enumerate(frames):
         where = f"{field}: '{path}'" + (f" structure {k}" if len(frames) > 1 else "")
-        extra = sorted(set(atoms.get_chemical_symbols()) - set(composition))
-        if extra:
-            raise ConfigError(f"{where} contains element {extra[0]} not in the composition "
-                              f"{_formula(composition)}; fix the file or the composition")
-        if atoms.cell.rank < 3 or not all(atoms.pbc):
-            raise ConfigError(f"{where} has no periodic 3D cell; a periodic 3D cell is needed "
-                              "(give lattice vectors, e.g. a POSCAR or extxyz with Lattice)")
-        problem = _too_close(_clean(atoms))
+        problem = _unusable(atoms, composition)
         if problem:
-            raise ConfigError(f"{where}: {problem}, closer than half the sum of covalent radii")
+            raise ConfigError(f"{where} {problem}")
         seeds.append((f"file:{path.name}" + (f"@{k}" if len(frames) > 1 else ""), _clean(atoms)))
     return seeds
+
+
+def _unusable(atoms: Atoms, composition: dict[str, int]) -> str | None:
+    """What makes a structure from a user's file unusable as a seed, with the fix; None if
+    nothing. The checks run cheapest first: the distance check's cost grows as the cube of
+    1 / (thinnest cell width)."""
+    if len(atoms) == 0:
+        return "holds no atoms; give a structure with atoms"
+    extra = sorted(set(atoms.get_chemical_symbols()) - set(composition))
+    if extra:
+        return (f"contains element {extra[0]} not in the composition {_formula(composition)}; "
+                "fix the file or the composition")
+    if not (np.all(np.isfinite(atoms.cell.array)) and np.all(np.isfinite(atoms.positions))):
+        return "has a NaN or infinite lattice vector or position; fix the file"
+    if not all(atoms.pbc) or np.linalg.det(atoms.cell.array) == 0.0:
+        return ("has no periodic 3D cell; a periodic 3D cell is needed (give lattice vectors, "
+                "e.g. a POSCAR or extxyz with Lattice)")
+    widths = cell_widths(atoms)
+    if not np.all(widths >= MIN_CELL_WIDTH):
+        return (f"has a cell only {widths.min():.3g} A wide (widths {np.round(widths, 3)} A), "
+                f"below {MIN_CELL_WIDTH} A: atoms would sit on their own periodic images; check "
+                "the lattice vectors (in Angstrom)")
+    if widths.max() > MAX_CELL_WIDTH:
+        return (f"has a cell {widths.max():.3g} A wide, above {MAX_CELL_WIDTH:g} A; check the "
+                "units (Angstrom) and a POSCAR's scale factor")
+    problem = _too_close(_clean(atoms))
+    if problem:
+        return f"has {problem}, closer than half the sum of covalent radii"
+    return None
 
 
 def seed_structures(composition: dict[str, int], settings: SeedsConfig,
