@@ -14,7 +14,7 @@ SLURM_DIR ?= /tmp/pyacemaker-slurm
 CACHE ?= $(or $(PYACEMAKER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyacemaker)
 EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
-.PHONY: quickstart test lint nonlinear slurm eon clean
+.PHONY: quickstart test lint docs nonlinear slurm eon clean
 
 quickstart: $(STAMP)
 	$(BIN)/pyacemaker doctor
@@ -28,6 +28,11 @@ test: $(STAMP) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# The documentation site (mkdocs.yml, docs/) into site/; the configuration reference and the
+# troubleshooting page are generated from the code by docs/hooks.py
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 # The nonlinear trainer: pacemaker's TensorFlow backend (CPU). tf_keras and tensorpotential go in
 # without their dependencies, whose metadata would pull CUDA builds of several GB.
@@ -66,4 +71,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -122,7 +122,8 @@ class OracleConfig(_Model):
     )
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="parallel local worker processes for labelling", json_schema_extra=PER_MACHINE,
+        description="parallel local worker processes for labelling; default: the number of "
+        "CPUs, at most 2", json_schema_extra=PER_MACHINE,
     )
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
     vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
@@ -257,7 +258,7 @@ class DynamicsConfig(_Model):
     timeout_s: float = Field(1800.0, gt=0, description="seconds before one MD run is stopped")
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="MD runs at the same time",
+        description="MD runs at the same time; default: the number of CPUs, at most 2",
     )
 
     _command = field_validator("lammps_command")(classmethod(lambda cls, v: check_command(v)))
@@ -377,7 +378,8 @@ class TrainerConfig(_Model):
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="processes building the design matrix", json_schema_extra=PER_MACHINE,
+        description="processes building the design matrix; default: the number of CPUs, "
+        "at most 2", json_schema_extra=PER_MACHINE,
     )
 
 
