@@ -64,10 +64,8 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_docs_build_without_warnings(site):
-    for page in ("index", "tutorial/index", "configuration/index", "troubleshooting/index",
-                 "security/index"):
-        path = site / "index.html" if page == "index" else site / page.replace("/index", "") / "index.html"
-        assert path.is_file(), page
+    for page in ("index", "tutorial", "configuration", "troubleshooting", "security"):
+        assert (site / f"{page}.html").is_file(), page
 
 
 def every_field(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -82,7 +80,7 @@ def every_field(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def test_config_reference_covers_every_field(site):
-    page = (site / "configuration" / "index.html").read_text()
+    page = (site / "configuration.html").read_text()
     fields = every_field(Config)
     assert len(fields) > 100 and sorted(fields) == sorted(hooks.all_fields())
     missing = [f for f in fields if f"<code>{f}</code>" not in page]
@@ -95,7 +93,7 @@ def test_config_reference_covers_every_field(site):
 def test_troubleshooting_case_produces_its_error(case, site):
     message = hooks.message_of(case)
     assert message.startswith("error: ") and len(message) > 20
-    page = (site / "troubleshooting" / "index.html").read_text()
+    page = (site / "troubleshooting.html").read_text()
     first_line = message.splitlines()[0]
     assert html.escape(first_line, quote=False).replace('"', "&quot;") in page
 

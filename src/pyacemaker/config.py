@@ -343,8 +343,9 @@ class TrainerConfig(_Model):
     """ACE fit (linear with pyace, or nonlinear with pacemaker) on reference minus ZBL baseline."""
 
     kind: Literal["auto", "linear", "nonlinear"] = Field(
-        "auto", description="auto: nonlinear once the data can carry it and TensorFlow is "
-        "installed, else linear"
+        "auto", description="auto: linear in every iteration, and in the run's last iteration "
+        "also nonlinear when the linear fit misses the targets, TensorFlow is installed and the "
+        "training set holds at least 1000 atoms (the fit with the lower held-out error is kept)"
     )
 
     cutoff: float | None = Field(None, gt=2, description="Angstrom; inferred from covalent radii")
