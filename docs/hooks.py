@@ -364,7 +364,7 @@ CASES: list[Case] = [
                 _with(oracle={"engine": "espresso", "dft": {"command": "mpirun -np 4 'pw.x"}}),
                 "Commands are split into words like a shell line but never run by a shell; "
                 "close the quote.", group="Quantum ESPRESSO and VASP"),
-    config_case("pw.x not installed",
+    config_case("pw.x not found",
                 _with(oracle={"engine": "espresso", "dft": {"command": "pw7.x"}}),
                 "Install Quantum ESPRESSO (on Debian: `apt-get install quantum-espresso`), or "
                 "give the full path of your `pw.x` in `oracle.dft.command`.",
