@@ -8,10 +8,11 @@ to edit that file. Blocks marked in the page are not run:
 
 - ``<!-- install: ... -->``: the installation (``make ...``, ``source ...``); the test runs in
   the environment ``make test`` installed, so installing again would test nothing new.
-- ``<!-- long: ...; instead: COMMAND -->``: runs too long for CI (the full CHGNet run, 3-5
-  more minutes; any Quantum ESPRESSO run, hours on 2 cores). COMMAND, a shorter command of the
-  page that exercises the same start-up (the CHGNet trial run with ``--max-iterations 1``, the
-  espresso start-up check ``doctor --config``), must be among the commands that ran.
+- ``<!-- long: ...; instead: COMMAND -->``: runs too long for CI (the full CHGNet run, 1 min
+  44 s more on idle cores, far more on busy ones; any Quantum ESPRESSO run, hours on 2 cores).
+  COMMAND, a shorter command of the page that exercises the same start-up (the CHGNet trial
+  run with ``--max-iterations 1``, the espresso start-up check ``doctor --config``), must be
+  among the commands that ran.
 
 ``<!-- exit: 0 or 1 ... -->`` allows exit status 1 (``validate`` on a potential that fails a
 check). ```python blocks are not run (they need the reader's own structure).
@@ -158,8 +159,8 @@ def test_tutorial_markers_are_few_and_have_short_versions():
 
 @pytest.mark.slow
 def test_tutorial_commands_run(tmp_path):
-    """Every command of the tutorial but the marked ones, in order, in an empty folder: ~3 min
-    (the CHGNet trial run is most of it)."""
+    """Every command of the tutorial but the marked ones, in order, in an empty folder: 93 s on
+    idle cores, 7 min on busy ones (the CHGNet trial run is most of it)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "120"}
     ran = []
     for block in tutorial_blocks(TUTORIAL.read_text()):
