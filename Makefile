@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QE := /usr/bin/pw.x /usr/share/espresso/pseudo
+BUILD_TOOLS := /usr/bin/cmake /usr/bin/g++
 CHROMIUM := /usr/bin/chromium
 TF := $(VENV)/.nonlinear
 # the one-node Slurm cluster of scripts/local-slurm (its config, state and logs)
@@ -14,20 +15,26 @@ SLURM_DIR ?= /tmp/pyacemaker-slurm
 CACHE ?= $(or $(PYACEMAKER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyacemaker)
 EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
-.PHONY: quickstart test lint docs nonlinear slurm eon clean
+.PHONY: quickstart test lint docs install nonlinear slurm eon clean
 
-quickstart: $(STAMP)
+quickstart: $(STAMP) $(BUILD_TOOLS)
 	$(BIN)/pyacemaker doctor
 	$(BIN)/pyacemaker run examples/quickstart.yaml
 	$(BIN)/pyacemaker status runs/tio2
 
-test: $(STAMP) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
+test: $(STAMP) $(BUILD_TOOLS) $(TF) $(QE) $(CHROMIUM) $(EONCLIENT) slurm
 	$(BIN)/pyacemaker doctor
 	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/hadolint Dockerfile
+
+# Everything a run needs, with the ML-PACE plugin built into the cache: the one install the
+# containers (Dockerfile, pyacemaker.def) run
+install: $(STAMP) $(QE) $(BUILD_TOOLS)
+	$(BIN)/pyacemaker doctor
 
 # The documentation site (mkdocs.yml, docs/) into site/; the configuration reference and the
 # troubleshooting page are generated from the code by docs/hooks.py
@@ -58,6 +65,10 @@ $(EONCLIENT):
 # Quantum ESPRESSO (pw.x and its pseudopotential data) from Debian, for the espresso oracle
 $(QE):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y quantum-espresso quantum-espresso-data
+
+# cmake and a C++ compiler, for `pyacemaker doctor` to build the ML-PACE plugin
+$(BUILD_TOOLS):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y cmake g++
 
 # Chromium, headless, for the test that renders the HTML validation report
 $(CHROMIUM):

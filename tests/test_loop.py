@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -220,3 +222,35 @@ def test_sigkill_during_training_then_resume_matches_uninterrupted_run(tmp_path,
     before = labelled_hashes(run)
     assert before and "pending" not in {r[1] for r in rows(run)}
     resume_and_compare(config, run, reference, before, tmp_path / "second.log")
+
+
+def test_chaos_many_random_kills_then_the_run_matches_uninterrupted_run(tmp_path, reference):
+    """SIGKILL the run's process group at random moments (a seeded RNG), eight times over one run,
+    resuming each time: nothing stored is lost or computed again, and the final dataset and
+    potential equal the uninterrupted run's."""
+    config, run = write_config(tmp_path, SLOW), tmp_path / "run"
+    rng, stored, interrupted = random.Random(17), set(), []
+    for kill in range(8):
+        log = tmp_path / f"part{kill}.log"
+        process = start_run(config, log)
+        while process.poll() is None and not log.with_suffix(".out").read_text():
+            time.sleep(0.02)  # the run has started (its first line): from here on, any moment
+        time.sleep(rng.uniform(0.3, 10.0))
+        if process.poll() is not None:
+            break  # finished before this kill
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        assert not set(logged(log)) & stored, "a stored label was computed again"
+        now = labelled_hashes(run) if (run / "dataset.db").exists() else set()
+        assert stored <= now, "a stored label was lost"
+        stored = now
+        interrupted.append(phase(run))
+    assert len(interrupted) >= 5 and len(set(interrupted)) >= 3, interrupted  # many moments
+    resume_and_compare(config, run, reference, stored, tmp_path / "last.log")
+    assert potential_coefficients(run) == pytest.approx(potential_coefficients(reference), rel=1e-9)
+
+
+def potential_coefficients(run: Path) -> list[float]:
+    """Every number of the final potential's B-basis file, in order."""
+    text = (run / "potential" / "potential.yaml").read_text()
+    return [float(x) for x in re.findall(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?", text)]

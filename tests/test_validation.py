@@ -11,6 +11,7 @@ import yaml
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.eos import EquationOfState
+from ase.spacegroup import crystal
 from ase.units import GPa
 from typer.testing import CliRunner
 
@@ -19,8 +20,15 @@ from pyacemaker.config import Config, OracleConfig, TargetsConfig, ValidationCon
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation import run
 from pyacemaker.validation.compare import phonon_check
-from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, write_report
-from pyacemaker.validation.validate import Check, ValidationResult, validate
+from pyacemaker.validation.report import REPORT_FILE, RESULT_FILE, render, summary_table, write_report
+from pyacemaker.validation.validate import (
+    Check,
+    StructureSummary,
+    ValidationResult,
+    cell_formula,
+    reduced_formula,
+    validate,
+)
 
 
 def emt_bulk_modulus() -> float:
@@ -237,6 +245,7 @@ def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypa
     potential, _, _ = copper_fit
     result = run.validate_in_run(potential, config, tmp_path, fcc, show_progress=False)
     assert len(built) == 1 and result.oracle_reference == first and result.oracle == "emt"
+    assert result.composition == config.composition
     assert checks(result)["lattice vs oracle"] is True
     strained = bulk("Cu", "fcc", a=3.65)  # another structure: computed again
     run.run_reference(strained, config, tmp_path, show_progress=False)
@@ -253,6 +262,7 @@ def test_report_files_round_trip(cu_result, tmp_path):
     assert "PASS" in html and "http" not in html.replace("http-equiv", "")
     stored = ValidationResult.model_validate_json((tmp_path / RESULT_FILE).read_text())
     assert stored.passed and stored.eos.b0_gpa == cu_result.eos.b0_gpa
+    assert stored.composition == "Cu" and "<title>pyacemaker validation: Cu</title>" in html
     assert stored.comparison == cu_result.comparison and stored.oracle_reference == cu_result.oracle_reference
     for table in ('id="lattice"', 'id="elastic-comparison"', 'id="phonon-deviation"', "C44", "Oracle (EMT)"):
         assert table in html
@@ -287,3 +297,21 @@ def test_cli_exit_codes_and_messages(copper_fit, tmp_path):
     bulk("NaCl", "rocksalt", a=5.6).write(wrong)
     foreign = runner.invoke(app, ["validate", str(folder), "--structure", str(wrong)])
     assert foreign.exit_code == 2 and "--structure" in foreign.output and "Cl" in foreign.output
+
+
+def test_report_names_the_composition_as_chemists_write_it():
+    rutile = crystal(["Ti", "O"], basis=[(0, 0, 0), (0.305, 0.305, 0)], spacegroup=136,
+                     cellpar=[4.59, 4.59, 2.96, 90, 90, 90])
+    assert rutile.get_chemical_formula() == "O4Ti2"  # ASE's default, what the title showed
+    assert (reduced_formula(rutile), cell_formula(rutile)) == ("TiO2", "Ti2O4")
+    summary = StructureSummary(formula=cell_formula(rutile), origin="rutile", n_atoms=6,
+                               cell_parameters=[4.59, 4.59, 2.96, 90, 90, 90], volume_change=0.0,
+                               max_gamma=1.0)
+    bare = ValidationResult(potential="p", created="now", seconds=1.0, passed=True, checks=[],
+                            structure=summary)
+    assert "<h1>Validation of Ti2O4</h1>" in render(bare)  # validation.json of older versions
+    titled = render(bare.model_copy(update={"composition": "TiO2"}))
+    assert "<title>pyacemaker validation: TiO2</title>" in titled
+    assert "<h1>Validation of TiO2</h1>" in titled and "O4Ti2" not in titled
+    assert summary_table(bare.model_copy(update={"composition": "TiO2"})).title.startswith(
+        "validation of TiO2")

@@ -71,9 +71,11 @@ def md_candidates(md: MDResult, origin: str, keep: int, max_atoms: int | None = 
         for step, atoms in md.extrapolative_frames():
             item = (float(np.max(atoms.arrays["gamma"])), step, atoms)
             (heapq.heappush if len(best) < keep else heapq.heappushpop)(best, item)
-        if md.status != "failed":
-            final = md.final_frame()
     except ParseError as err:  # a dump cut short by a crash: keep the frames before it
+        log.warning("MD run in %s: %s", md.folder, err)
+    try:
+        final = md.final_frame() if md.status != "failed" else None
+    except ParseError as err:  # its own file: the extrapolative frames are still good
         log.warning("MD run in %s: %s", md.folder, err)
     frames = sorted(best, key=lambda item: item[1])
     if final is not None and final[0] not in {step for _, step, _ in frames}:

@@ -19,8 +19,7 @@ from pyacemaker.workdir import RunPaths
 if TYPE_CHECKING:
     from pyacemaker.config import Config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Build machine-learning interatomic potentials (ACE) automatically.")
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console()
 if not console.is_terminal:  # piped or captured: wide enough for the status table
     console.width = max(console.width, 120)
@@ -54,8 +53,26 @@ targets:                        # held-out accuracy that counts as converged
 """
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print the installed pyacemaker's version and stop."""
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"pyacemaker {version('pyacemaker')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Build machine-learning interatomic potentials (ACE) automatically."""
+
+
 def _fail(err: Exception, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+    # soft_wrap: paths and the commands a message suggests stay whole, to copy and paste
+    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -127,8 +144,8 @@ def status(
         raise _fail(FileNotFoundError(f"no run in '{workdir}' ({path.name} not found)"))
     try:
         state = WorkflowState.load(workdir)
-    except ValueError as err:
-        raise _fail(ValueError(f"{path} is unreadable: {err}")) from None
+    except PyacemakerError as err:
+        raise _fail(err) from None
     if as_json:
         print(json.dumps(status_dict(state), indent=2))
         return

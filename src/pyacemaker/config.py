@@ -125,6 +125,12 @@ class OracleConfig(_Model):
         description="parallel local worker processes for labelling; default: the number of "
         "CPUs, at most 2", json_schema_extra=PER_MACHINE,
     )
+    timeout_s: float = Field(
+        3600.0, gt=0, description="seconds before a label by an ASE calculator engine (emt, "
+        "tblite, chgnet, ase:...) is given up: the structure becomes a failed label (espresso "
+        "and vasp time each attempt: dft.timeout_s, vasp.timeout_s)",
+        json_schema_extra=PER_MACHINE,
+    )
     dft: DftConfig = Field(default_factory=DftConfig, description="espresso settings")
     vasp: VaspConfig = Field(default_factory=VaspConfig, description="vasp settings")
 

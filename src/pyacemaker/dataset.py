@@ -3,15 +3,21 @@
 Each row is one structure with a status: ``pending`` (selected, not yet labelled),
 ``labelled`` (reference energy/forces/stress attached) or ``failed`` (the oracle gave up; the
 reason is kept). A structure hash deduplicates rows and picks the held-out split, stratified by
-structure class (generator) and fixed when a row is written. Every write is one SQLite transaction.
+structure class (generator) and fixed when a row is written. Every write is one SQLite transaction:
+a write that fails (a full disk) leaves the file as it was. A file that is not an intact ase.db
+database is refused when opened, and never written to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
+import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
+from pyacemaker.errors import ParseError, StorageError
 from pyacemaker.records import LabelResult
 from pyacemaker.structures import bare
 
@@ -55,15 +62,46 @@ def split_of(hash_: str, test_fraction: float, rows: tuple[int, int], tests: tup
     return "train"
 
 
+def _create(path: Path) -> None:
+    """Write an empty dataset file atomically. ase.db creates its tables in separate commits, so
+    a run killed while it did would leave a file that ase.db can no longer open."""
+    partial = path.with_name(path.name + ".new")
+    partial.unlink(missing_ok=True)
+    connect(str(partial), type="db", use_lock_file=False).count()  # creates every table
+    os.replace(partial, path)
+
+
 class Dataset:
     """Structures with labels and provenance in ``path`` (SQLite, via ase.db)."""
 
     def __init__(self, path: Path | str, test_fraction: float) -> None:
         self.path = Path(path)
         self.test_fraction = test_fraction
+        check_database(self.path)
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            _create(self.path)
         # SQLite transactions keep the file consistent; ase.db's extra lock file would survive
         # a SIGKILL and make the resumed run wait for it forever
         self._db = connect(str(self.path), type="db", use_lock_file=False)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """One transaction on the database; a failed write (a full disk) is rolled back and
+        raised as StorageError naming the file."""
+        try:
+            with self._db as db:
+                yield db
+        except sqlite3.OperationalError as err:
+            if self._db.connection is not None:  # the commit itself failed: start clean
+                self._db.connection.close()
+                self._db.connection = None
+            full = "full" in str(err)
+            cause = (f"no space left on device while writing {self.path}" if full
+                     else f"cannot write {self.path}")
+            raise StorageError(
+                f"{cause} (SQLite: {err}); the write was rolled back and the labels stored "
+                f"before are intact: {'free space' if full else 'fix the cause'} and run the "
+                "same command again to resume") from err
 
     def add_pending(self, items: list[tuple[Atoms, dict[str, Any]]]) -> int:
         """Add structures to be labelled, skipping known hashes; return how many were new.
@@ -77,7 +115,7 @@ class Dataset:
         known = self.hashes()
         rows, tests = self.class_counts()
         added = 0
-        with self._db as db:
+        with self._writing() as db:
             for atoms, provenance in items:
                 h = structure_hash(atoms)
                 if h in known:
@@ -124,7 +162,7 @@ class Dataset:
         else:
             data["reason"] = result.reason
             status = FAILED
-        with self._db as db:
+        with self._writing() as db:
             db.update(row_id, atoms=atoms, data=data, status=status)
 
     def labelled(self, split: str | None = None) -> list[Atoms]:
@@ -158,6 +196,32 @@ class Dataset:
         """Failed rows with their reasons (the quarantine)."""
         return [{"id": r.id, "hash": r.hash, "reason": r.data.get("reason", "")}
                 for r in self._db.select(status=FAILED)]
+
+
+def check_database(path: Path) -> None:
+    """Refuse a dataset file that is not an intact ase.db database (random bytes, a truncated
+    copy, another program's file); a missing or empty file is a new dataset.
+
+    Raises
+    ------
+    ParseError
+        Naming the file, what is wrong and what to do; the file is not changed.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    fix = (f"it was left as it is. Restore it from a backup (or try `sqlite3 {path} .recover`); "
+           "a run cannot resume without its dataset")
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as err:
+        raise ParseError(f"{path} is not a readable SQLite database ({err}); {fix}") from err
+    if problems != ["ok"]:
+        raise ParseError(f"{path} is damaged (SQLite: {'; '.join(problems)}); {fix}")
+    if "systems" not in tables:
+        raise ParseError(f"{path} is an SQLite database but not a pyacemaker dataset (no ase.db "
+                         f"'systems' table); {fix}")
 
 
 def to_pacemaker_dataframe(structures: list[Atoms]) -> pd.DataFrame:

@@ -5,8 +5,10 @@ A task is a module-level function and its arguments, all data (structures, setti
 contents); it returns data. Workers never see the driver's workdir: the driver alone stores
 what comes back, through ``on_result`` as each task finishes, so a lost worker or a killed
 batch job loses nothing stored. A task whose worker dies is resubmitted up to ``retries``
-times; an error raised by the task itself stops the phase (the engines report their own
-per-structure failures as data).
+times (locally: alone, so that a task that kills its worker is told apart from the ones that
+ran beside it); then the task's ``on_lost`` result is stored (a label becomes a failed label)
+or, without one, the phase stops. An error raised by the task itself stops the phase (the
+engines report their own per-structure failures as data).
 """
 
 from __future__ import annotations
@@ -38,15 +40,20 @@ Kind = Literal["label", "md", "search", "fit"]
 PROCESS_KINDS = ("label", "search")  # Python-heavy tasks: worker processes (MD runs LAMMPS)
 POLL_S = 1.0  # how often the live status is refreshed, seconds
 DEFAULT_WORKER_DIR = "${TMPDIR:-/tmp}/pyacemaker-workers"
+# Parsl's errors for a task whose worker, node or walltime (task_timeout_s) ran out: on_lost
+PARSL_LOSSES = ("WorkerLost", "ManagerLost", "AppTimeout")
 
 
 @dataclass(frozen=True)
 class Task:
-    """``function(*args)`` under the name ``key``; ``function`` must be importable by name."""
+    """``function(*args)`` under the name ``key``; ``function`` must be importable by name.
+    ``on_lost(reason)`` gives the result to store when the task's worker died more than
+    ``retries`` times (None: the phase stops with CalculationFailed)."""
 
     key: Any
     function: Callable[..., Any]
     args: tuple[Any, ...]
+    on_lost: Callable[[str], Any] | None = None
 
 
 OnResult = Callable[[Any, Any], None]
@@ -107,27 +114,55 @@ def timed_call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any
 # --------------------------------------------------------------------------- local
 
 
-def _start_worker() -> None:
-    """Worker initialiser: one engine thread per process."""
+_started: Any = None  # in a local worker: the queue it reports the tasks it starts to
+
+
+def _start_worker(started: Any) -> None:
+    """Worker initialiser: one engine thread per process; ``started`` (a SimpleQueue, written
+    synchronously, so a report survives a crash right after it) hears of every task begun."""
+    global _started
     os.environ["OMP_NUM_THREADS"] = "1"
+    _started = started
+
+
+def _tracked_call(token: tuple[int, int], function: Callable[..., Any],
+                  args: tuple[Any, ...]) -> tuple[Any, float, float]:
+    """``timed_call`` in a local worker, reporting ``token`` (run, task index) first."""
+    _started.put(token)
+    return timed_call(function, args)
+
+
+def lost_reason(losses: int) -> str:
+    """Why a task was given up: its worker process died every time it ran it."""
+    return (f"its worker process died {losses} times while running it (a crash inside the "
+            "engine, or killed: out of memory?)")
 
 
 class LocalDispatcher:
     """Labels and saddle searches in spawned worker processes, MD runs in threads (each runs
-    LAMMPS as a subprocess), fits in the driver itself. Pools live as long as the dispatcher."""
+    LAMMPS as a subprocess), fits in the driver itself. Pools live as long as the dispatcher.
+
+    A worker process that dies breaks its pool: the tasks it had started are resubmitted one
+    at a time (a break is then theirs alone), the ones not started yet in parallel again."""
 
     def __init__(self, workers: dict[Kind, int], retries: int, show_progress: bool = True) -> None:
         self.workers = workers
         self.retries = retries
         self.show_progress = show_progress
         self._pools: dict[Kind, ProcessPoolExecutor | ThreadPoolExecutor] = {}
+        self._started: dict[Kind, Any] = {}  # per process pool: its workers' start reports
+        self._runs = 0  # submissions so far; tags the start reports
+        self._began: set[int] = set()  # tasks of the current submission that have started
 
     def pool(self, kind: Kind) -> ProcessPoolExecutor | ThreadPoolExecutor:
         if kind not in self._pools:
             n = self.workers.get(kind, 1)
             if kind in PROCESS_KINDS:
+                context = multiprocessing.get_context("spawn")
+                self._started[kind] = context.SimpleQueue()
                 self._pools[kind] = ProcessPoolExecutor(
-                    n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+                    n, mp_context=context, initializer=_start_worker,
+                    initargs=(self._started[kind],))
             else:
                 self._pools[kind] = ThreadPoolExecutor(n)
         return self._pools[kind]
@@ -142,29 +177,68 @@ class LocalDispatcher:
                 on_result(task.key, result)
             return
         losses = dict.fromkeys(range(len(tasks)), 0)
+        idle_breaks = 0
         with progress_bar(self.show_progress, status=True) as progress:
             bar = progress.add_task(description, total=len(tasks), status="")
             remaining = set(range(len(tasks)))
             while remaining:
-                remaining = self._run_once(kind, tasks, remaining, on_result, progress, bar)
-                for index in remaining:
+                for index in sorted(i for i in remaining if losses[i]):
+                    self._run_alone(kind, tasks, index, losses, on_result, progress, bar)
+                    remaining.discard(index)
+                rest = set(remaining)
+                unfinished = self._run_once(kind, tasks, rest, on_result, progress, bar)
+                remaining -= rest - unfinished
+                if not unfinished:
+                    continue
+                started = self._began & unfinished
+                for index in started:
                     losses[index] += 1
-                    if losses[index] > self.retries:
-                        raise CalculationFailed(
-                            f"task {tasks[index].key} lost its worker {losses[index]} times; "
-                            "the results stored so far are kept: run again to resume")
-                if remaining:
-                    log.warning("a %s worker died; resubmitting %d unfinished tasks", kind,
-                                len(remaining))
+                idle_breaks = 0 if started else idle_breaks + 1
+                if idle_breaks > self.retries:
+                    raise CalculationFailed(
+                        f"the {kind} worker processes died {idle_breaks} times before running any "
+                        "task (see the messages above); the results stored so far are kept: "
+                        "run again to resume")
+                log.warning("a %s worker died; resubmitting %d unfinished tasks (%d of them one "
+                            "at a time: they were running)", kind, len(unfinished), len(started))
             progress.update(bar, status="done")
+
+    def _run_alone(self, kind: Kind, tasks: list[Task], index: int, losses: dict[int, int],
+                   on_result: OnResult, progress: Progress, bar: Any) -> None:
+        """Run task ``index`` (it was running when a worker died) by itself until it finishes,
+        or its worker died more than ``retries`` times running it: then store its ``on_lost``
+        result, or stop the phase without one."""
+        task = tasks[index]
+        while self._run_once(kind, tasks, {index}, on_result, progress, bar):
+            if index not in self._began:
+                raise CalculationFailed(
+                    f"the {kind} worker processes died before running task {task.key}; the "
+                    "results stored so far are kept: run again to resume")
+            losses[index] += 1
+            if losses[index] <= self.retries:
+                log.warning("a %s worker died running task %s alone; resubmitting it", kind,
+                            task.key)
+                continue
+            reason = lost_reason(losses[index])
+            if task.on_lost is None:
+                raise CalculationFailed(f"task {task.key}: {reason}; the results stored so far "
+                                        "are kept: run again to resume")
+            log.warning("task %s given up: %s", task.key, reason)
+            on_result(task.key, task.on_lost(reason))
+            progress.advance(bar)
+            return
 
     def _run_once(self, kind: Kind, tasks: list[Task], indices: set[int], on_result: OnResult,
                   progress: Progress, bar: Any) -> set[int]:
         """Submit ``indices``; store results as they come. Returns the indices left unfinished
-        because the worker pool broke (a worker process died)."""
+        because the worker pool broke (a worker process died); ``_began`` then holds the
+        indices whose tasks had started."""
+        self._began = set()
+        if not indices:
+            return set()
         pool = self.pool(kind)
-        futures: dict[Future, int] = {
-            pool.submit(timed_call, tasks[i].function, tasks[i].args): i for i in sorted(indices)}
+        self._runs += 1
+        futures: dict[Future, int] = {self._submit(pool, kind, tasks[i], i): i for i in sorted(indices)}
         slots = self.workers.get(kind, 1)
         left = set(indices)
         try:
@@ -172,6 +246,7 @@ class LocalDispatcher:
                 running = min(slots, len(futures))
                 progress.update(bar, status=f"{len(futures) - running} queued · {running} running")
                 done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                self._drain(kind)
                 for future in done:
                     index = futures.pop(future)
                     result, start, end = future.result()
@@ -180,13 +255,29 @@ class LocalDispatcher:
                     left.discard(index)
                     progress.advance(bar)
         except BrokenProcessPool:
+            self._drain(kind)
             self._pools.pop(kind).shutdown(wait=False, cancel_futures=True)
+            self._started.pop(kind, None)
             return left
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
         return set()
+
+    def _submit(self, pool: Any, kind: Kind, task: Task, index: int) -> Future:
+        if kind in PROCESS_KINDS:  # the worker reports the start: a crash is told apart
+            return pool.submit(_tracked_call, (self._runs, index), task.function, task.args)
+        return pool.submit(timed_call, task.function, task.args)
+
+    def _drain(self, kind: Kind) -> None:
+        """Move the workers' start reports of the current run into ``_began`` (emptying the
+        pipe, which would block the workers once full)."""
+        queue = self._started.get(kind)
+        while queue is not None and not queue.empty():
+            run, index = queue.get()
+            if run == self._runs:
+                self._began.add(index)
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -241,11 +332,16 @@ class ParslDispatcher:
             progress.update(bar, status="done")
 
     def result(self, task: Task, future: Future) -> tuple[Any, float, float]:
-        """The task's result; a task Parsl gave up on (after its retries) becomes
+        """The task's result; a task Parsl gave up on (after its retries) becomes its
+        ``on_lost`` result when its worker was lost or it ran out of time, else
         CalculationFailed naming the task and the cause."""
         try:
             return future.result()
         except Exception as err:
+            if task.on_lost is not None and type(err).__name__ in PARSL_LOSSES:
+                now = time.time()
+                return task.on_lost(f"{lost_reason(self.settings.retries + 1)} "
+                                    f"({type(err).__name__}: {err})"), now, now
             raise CalculationFailed(
                 f"task {task.key} failed on the cluster after {self.settings.retries} "
                 f"resubmissions ({type(err).__name__}: {err}); the results stored so far are "

@@ -18,4 +18,9 @@ class CalculationFailed(PyacemakerError):
 
 
 class ParseError(PyacemakerError):
-    """An engine's output or a structure file could not be read."""
+    """An engine's output, a structure file or a stored file of the run could not be read."""
+
+
+class StorageError(PyacemakerError):
+    """A file of the run could not be written (a full disk, no permission); what was stored
+    before is intact."""

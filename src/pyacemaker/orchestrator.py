@@ -10,6 +10,7 @@ The workdir's layout and the way files and folders are published in it: ``pyacem
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -29,6 +30,7 @@ from pyacemaker.config import Config, check_resumable, config_from_dict, dump_co
 from pyacemaker.dataset import FAILED, LABELLED, Dataset
 from pyacemaker.dispatch import Dispatcher, Task, make_dispatcher, store_files
 from pyacemaker.dynamics.md import LammpsEngine
+from pyacemaker.errors import ConfigError, ParseError
 from pyacemaker.explore import ExplorationResult, Explorer, StandardExplorer
 from pyacemaker.oracle import task as label_task
 from pyacemaker.records import FitResult, LabelResult, PolicyDecision
@@ -49,7 +51,14 @@ from pyacemaker.training.trainer import FitOutcome, fit_task
 from pyacemaker.validation.report import write_report
 from pyacemaker.validation.run import validate_in_run
 from pyacemaker.validation.validate import ValidationResult
-from pyacemaker.workdir import RunPaths, publish_copy, staged_folder, write_file
+from pyacemaker.workdir import (
+    RunLogHandler,
+    RunPaths,
+    publish_copy,
+    staged_folder,
+    storage_error,
+    write_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +85,22 @@ class Workflow:
     # ------------------------------------------------------------------ driver
 
     def run(self) -> WorkflowState:
-        """Run phases until the stop criterion; return the final state."""
+        """Run phases until the stop criterion; return the final state.
+
+        Raises
+        ------
+        StorageError
+            A file of the run could not be written (a full disk): the run stops, what was
+            stored before is intact, and running again resumes.
+        """
+        try:
+            return self._run()
+        except OSError as err:
+            raise storage_error(err, self.workdir) from err
+
+    def _run(self) -> WorkflowState:
         self._prepare_workdir()
-        handler = logging.FileHandler(self.paths.log)
+        handler = RunLogHandler(self.paths.log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("pyacemaker")
         logger.addHandler(handler)
@@ -87,7 +109,7 @@ class Workflow:
             logger.setLevel(logging.INFO)
         try:
             self.state = WorkflowState.load(self.workdir)
-            self.dataset = Dataset(self.paths.dataset, self.config.trainer.test_fraction)
+            self.dataset = self.open_dataset()
             self.continue_if_budget_raised()
             if self.state.phase != "explore" or self.state.iteration:
                 log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
@@ -104,6 +126,24 @@ class Workflow:
             logger.removeHandler(handler)
             logger.setLevel(level)
             handler.close()
+
+    def open_dataset(self) -> Dataset:
+        """The run's dataset; a run whose state has moved on needs the stored one.
+
+        Raises
+        ------
+        ParseError
+            ``dataset.db`` is damaged, not a dataset, or missing or empty while ``state.json``
+            says structures were selected (the file is left as it is).
+        """
+        path = self.paths.dataset
+        started = self.state.iteration > 0 or self.state.phase in ("label", "train", "evaluate")
+        if started and (not path.is_file() or path.stat().st_size == 0):
+            raise ParseError(
+                f"{path} is {'empty' if path.is_file() else 'missing'}, but {self.paths.state} "
+                f"says the run is at iteration {self.state.iteration}, phase {self.state.phase}: "
+                "restore the dataset from a backup; a run cannot resume without it")
+        return Dataset(path, self.config.trainer.test_fraction)
 
     def make_dispatcher(self) -> Dispatcher:
         """Where this run's tasks go (``executor``); local pools sized by the worker counts."""
@@ -205,7 +245,8 @@ class Workflow:
         log.info("iteration %d: labelling %d structures with %s", i, len(pending),
                  self.config.oracle.engine)
         record = self.state.record(i)
-        tasks = [Task(row_id, label_task.label, (self.config.oracle, atoms))
+        lost = functools.partial(label_task.lost_label, self.config.oracle)
+        tasks = [Task(row_id, label_task.label, (self.config.oracle, atoms), on_lost=lost)
                  for row_id, atoms in pending]
         record.label_seconds += _timed(lambda: self.dispatcher.run(
             "label", tasks, self.store_label, f"labelling ({self.config.oracle.engine})"))
@@ -420,10 +461,20 @@ def read_resolved_config(workdir: Path) -> Config:
     Raises
     ------
     ConfigError
-        The file does not validate (e.g. edited by hand).
+        The file is not YAML or does not validate (e.g. edited by hand).
     """
     path = RunPaths(workdir).resolved_config
-    return config_from_dict(yaml.safe_load(path.read_text()), source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_bytes())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{getattr(err, 'problem', '')} at line {mark.line + 1}" if mark else str(err)
+        raise ConfigError(f"{path} is not readable YAML ({where}); move it away and run "
+                          "again: it is written again from your config") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} holds no settings; move it away and run again: it is "
+                          "written again from your config")
+    return config_from_dict(raw, source=str(path))
 
 
 def _timed(action) -> float:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import BaseModel, Field, ValidationError, computed_field, model_validator
 
+from pyacemaker.errors import ParseError
 from pyacemaker.records import FitResult, PolicyDecision, ProcessRecord
 from pyacemaker.workdir import RunPaths, write_file
 
@@ -98,8 +99,29 @@ class WorkflowState(BaseModel):
 
     @classmethod
     def load(cls, workdir: Path) -> WorkflowState:
-        """State of ``workdir``, or a fresh state if the run has not started."""
+        """State of ``workdir``, or a fresh state if the run has not started.
+
+        Raises
+        ------
+        ParseError
+            ``state.json`` is not a state (truncated, edited, overwritten); the file is left
+            as it is and the message says how to go on.
+        """
         path = RunPaths(workdir).state
         if not path.is_file():
             return cls()
-        return cls.model_validate_json(path.read_text())
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValueError as err:
+            raise ParseError(
+                f"{path} is unreadable ({_gist(err)}); it was left as it is. Restore it "
+                f"from a backup, or move it away (mv {path} {path}.corrupt) and run again: the "
+                "run then goes through its stored iterations again, reusing every stored label "
+                "and fit") from err
+
+
+def _gist(err: ValueError) -> str:
+    """What is wrong with a state file, in a line: pydantic's first errors with their fields."""
+    if not isinstance(err, ValidationError):
+        return str(err)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors()[:3])

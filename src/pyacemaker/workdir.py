@@ -27,14 +27,18 @@ inspection, and a replaced target is one they published before.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyacemaker.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +167,19 @@ def write_file(path: Path, content: str | bytes) -> None:
     Raises
     ------
     OSError
-        The folder does not exist or is not writable (``path`` is left unchanged).
+        The folder does not exist or is not writable, or the disk is full (``path`` is left
+        unchanged and ``<name>.tmp`` removed).
     """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb" if isinstance(content, bytes) else "w") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb" if isinstance(content, bytes) else "w") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a partial copy would only hold space (a full disk)
+        raise
 
 
 @contextmanager
@@ -232,3 +241,31 @@ def _failed_name(target: Path) -> Path:
     while path.exists():
         path, n = target.with_name(f"{stem}-{n}"), n + 1
     return path
+
+
+def storage_error(err: OSError, workdir: Path) -> StorageError:
+    """``err`` (raised while writing the run's files) as a message naming the file and the fix."""
+    where = err.filename or f"a file in {workdir}"
+    if err.errno == errno.ENOSPC:
+        cause = f"no space left on device while writing {where}"
+        fix = "free space on its file system"
+    else:
+        cause = f"cannot write {where} ({err.strerror or err})"
+        fix = "fix the cause"
+    return StorageError(f"{cause}; what was stored before is intact: {fix} and run the same "
+                        "command again to resume")
+
+
+class RunLogHandler(logging.FileHandler):
+    """The handler of ``run.log``: a line it cannot write (a full disk) is reported once on
+    stderr, not as a traceback per line; the lines after it are written once there is room."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); "
+                             "some lines of the run's log are missing\n")

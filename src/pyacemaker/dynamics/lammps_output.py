@@ -72,7 +72,7 @@ def iter_dump(path: Path, elements: list[str], prism: Prism | None = None,
     """
     if not path.is_file():
         return
-    with path.open() as lines:
+    with path.open(errors="replace") as lines:  # binary garbage: a ParseError, not a decode error
         number = 0
         while True:
             line = lines.readline()
@@ -89,14 +89,23 @@ def iter_dump(path: Path, elements: list[str], prism: Prism | None = None,
             yield frame
 
 
+def _line(lines) -> str:
+    """The next whole line; a file cut mid-line (a crash, a full disk) ends in a partial number
+    that would still parse, so it is an error."""
+    line = next(lines)
+    if not line.endswith("\n"):
+        raise ValueError(f"the file ends mid-line ({line.strip()!r}): it was cut short")
+    return line
+
+
 def _read_frame(lines, elements: list[str], prism: Prism | None) -> tuple[tuple[int, Atoms], int]:
-    step = int(next(lines))
-    next(lines)  # ITEM: NUMBER OF ATOMS
-    n_atoms = int(next(lines))
-    bounds_item = next(lines)
-    bounds = np.array([[float(v) for v in next(lines).split()] for _ in range(3)])
-    columns = next(lines).split()[2:]
-    table = np.array([[float(v) for v in next(lines).split()] for _ in range(n_atoms)])
+    step = int(_line(lines))
+    _line(lines)  # ITEM: NUMBER OF ATOMS
+    n_atoms = int(_line(lines))
+    bounds_item = _line(lines)
+    bounds = np.array([[float(v) for v in _line(lines).split()] for _ in range(3)])
+    columns = _line(lines).split()[2:]
+    table = np.array([[float(v) for v in _line(lines).split()] for _ in range(n_atoms)])
     table = table[np.argsort(table[:, columns.index("id")])]
     origin, cell = _box(bounds, "xy" in bounds_item)
     positions = table[:, [columns.index(c) for c in ("x", "y", "z")]] - origin
@@ -104,6 +113,8 @@ def _read_frame(lines, elements: list[str], prism: Prism | None) -> tuple[tuple[
         cell = prism.update_cell(cell)
         positions = prism.vector_to_ase(positions)
     types = table[:, columns.index("type")].astype(int)
+    if types.min() < 1 or types.max() > len(elements):
+        raise ValueError(f"atom types {types.min()}..{types.max()} outside 1..{len(elements)}")
     atoms = Atoms([elements[t - 1] for t in types], positions=positions, cell=cell, pbc=True)
     for name in columns:
         if name not in ("id", "type", "x", "y", "z"):

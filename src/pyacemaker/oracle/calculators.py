@@ -1,5 +1,10 @@
 """Oracles backed by ASE calculators: EMT, tblite (GFN1/GFN2-xTB), CHGNet, any class by import
-path; each engine's calculator builder and start-up checks (see ``oracle.registry``)."""
+path; each engine's calculator builder and start-up checks (see ``oracle.registry``).
+
+A calculation that raises, returns non-finite numbers or runs past ``oracle.timeout_s`` is a
+failed label with its reason; the timeout is a SIGALRM in the worker's main thread, so it stops
+Python code and waits (sleeps, I/O) but not a C routine that never returns to Python (a crashed
+or stuck worker process is the dispatcher's: see ``dispatch``)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -145,6 +152,7 @@ class CalculatorOracle:
     def __init__(self, settings: OracleConfig) -> None:
         self.settings: dict[str, Any] = recorded_settings(settings) | {
             "version": engine_version(settings)}
+        self.timeout_s = settings.timeout_s
         self._make = find_engine(settings.engine).calculator_factory(settings)
         self._calc: Calculator | None = None
 
@@ -161,13 +169,19 @@ class CalculatorOracle:
         atoms = atoms.copy()
         start = time.perf_counter()
         try:
-            atoms.calc = self._calculator()
-            energy = float(atoms.get_potential_energy())
-            forces = atoms.get_forces()
-            try:
-                stress = atoms.get_stress(voigt=True).tolist()
-            except PropertyNotImplementedError:
-                stress = None
+            with time_limit(self.timeout_s):
+                atoms.calc = self._calculator()
+                energy = float(atoms.get_potential_energy())
+                forces = atoms.get_forces()
+                try:
+                    stress = atoms.get_stress(voigt=True).tolist()
+                except PropertyNotImplementedError:
+                    stress = None
+        except LabelTimeout:
+            self._calc = None  # interrupted mid-calculation: build a fresh one next time
+            return LabelResult(ok=False, reason=f"timed out after {self.timeout_s:g} s "
+                               "(oracle.timeout_s)", seconds=time.perf_counter() - start,
+                               settings=self.settings)
         except Exception as err:  # noqa: BLE001 - any engine failure is data, not a crash
             return LabelResult(ok=False, reason=f"{type(err).__name__}: {err}",
                                seconds=time.perf_counter() - start, settings=self.settings)
@@ -177,3 +191,31 @@ class CalculatorOracle:
                                settings=self.settings)
         return LabelResult(ok=True, energy=energy, forces=forces.tolist(), stress=stress,
                            seconds=seconds, settings=self.settings)
+
+
+class LabelTimeout(BaseException):
+    """A calculation ran past its time limit (raised by ``time_limit``; a BaseException so
+    that a calculator catching every Exception does not swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise LabelTimeout inside the block once ``seconds`` (wall clock) have passed.
+
+    A SIGALRM timer: only in the main thread of a process (a worker's), elsewhere the block
+    runs without a limit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise LabelTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -124,7 +124,8 @@ def classify_failure(output: Path, err: Exception) -> str:
         return f"Error in routine {match[1]} ({match[2]}): {match[3].strip()}"
     if isinstance(err, subprocess.CalledProcessError):
         return f"pw.x crashed (exit status {err.returncode})"
-    return f"unreadable output ({type(err).__name__}: {err})"
+    state = "truncated or unreadable" if text else "missing"
+    return f"pw.x output {output.name} {state} ({type(err).__name__}: {err})"
 
 
 def kpoint_grid(atoms: Atoms, kspacing: float) -> list[int]:

@@ -14,7 +14,7 @@ from ase import Atoms
 
 from pyacemaker.config import OracleConfig
 from pyacemaker.oracle.base import Oracle
-from pyacemaker.oracle.registry import make_oracle
+from pyacemaker.oracle.registry import make_oracle, recorded_settings
 from pyacemaker.records import LabelResult
 
 _oracles: dict[str, Oracle] = {}
@@ -26,3 +26,9 @@ def label(settings: OracleConfig, atoms: Atoms) -> LabelResult:
     if key not in _oracles:
         _oracles[key] = make_oracle(settings, Path(tempfile.gettempdir()) / "pyacemaker-labels")
     return _oracles[key].label(atoms)
+
+
+def lost_label(settings: OracleConfig, reason: str) -> LabelResult:
+    """The failed label of a structure whose worker died every time it was labelled (the
+    dispatcher's ``on_lost``)."""
+    return LabelResult(ok=False, reason=reason, settings=recorded_settings(settings))

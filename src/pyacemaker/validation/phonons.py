@@ -96,7 +96,7 @@ def force_constants(atoms: Atoms, calc: Calculator, supercell: list[list[int]], 
         f = displaced.get_forces()
         if not np.all(np.isfinite(f)):
             raise CalculationFailed(f"non-finite forces in displaced supercell {i + 1}/{len(cells)} "
-                                    f"({len(displaced)} atoms, {atoms.get_chemical_formula()})")
+                                    f"({len(displaced)} atoms, {atoms.get_chemical_formula(mode='metal')})")
         forces.append(f)
         if progress is not None:
             progress(i + 1, len(cells))

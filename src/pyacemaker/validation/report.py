@@ -193,7 +193,8 @@ def summary_table(result: ValidationResult):
     from rich.table import Table
 
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
-    table = Table(title=f"validation: {verdict}")
+    system = f" of {result.composition}" if result.composition else ""
+    table = Table(title=f"validation{system}: {verdict}")
     for name in ("check", "result", "value", "threshold"):
         table.add_column(name)
     for c in result.checks:

@@ -123,7 +123,7 @@ def validate_in_run(potential: Potential, config: Config, workdir: Path,
     result = validate(potential, structure, config.validation, config.targets, held_out,
                       gamma_limit=config.exploration.gamma_collect, show_progress=show_progress,
                       reference=reference, oracle_name=config.oracle.engine,
-                      max_force=config.trainer.max_force)
+                      max_force=config.trainer.max_force, composition=config.composition)
     return result.model_copy(update={
         "history": [r.model_dump(mode="json") for r in sorted(state.history, key=lambda r: r.iteration)],
         "stop_reason": state.stop_reason})

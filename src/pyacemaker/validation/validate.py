@@ -59,6 +59,8 @@ class ValidationResult(BaseModel):
     """Everything the report shows; written as ``validation.json``."""
 
     potential: str
+    composition: str | None = Field(None, description="the system as the user wrote it (the run's "
+                                    "composition), else the test structure's reduced formula")
     created: str = Field(description="ISO 8601, UTC")
     seconds: float
     passed: bool
@@ -82,8 +84,8 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
              targets: TargetsConfig | None = None, held_out: list[Atoms] = (),
              oracle: Calculator | None = None, gamma_limit: float = 5.0,
              show_progress: bool = True, reference: OracleReference | None = None,
-             max_force: float | None = None,
-             oracle_name: str | None = None) -> ValidationResult:
+             max_force: float | None = None, oracle_name: str | None = None,
+             composition: str | None = None) -> ValidationResult:
     """Grade ``potential`` on ``held_out`` labelled structures and on ``structure`` (relaxed
     lattice, equation of state, elastic tensor and Born stability, phonons).
 
@@ -92,13 +94,15 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
     either, the comparisons are n/a, with ``oracle_name`` (e.g. "espresso") in the reason.
     ``gamma_limit`` is the largest extrapolation grade the relaxed structure may have. The
     held-out targets apply to ``targets.classes``; structures whose reference forces exceed
-    ``max_force`` (eV/Angstrom, the fit's limit) are scored apart.
+    ``max_force`` (eV/Angstrom, the fit's limit) are scored apart. ``composition`` names the
+    system in the report (e.g. the run's "TiO2"); default: ``structure``'s reduced formula.
     """
     start = time.perf_counter()
     calc = potential.calculator(with_gamma=True)
     checks: list[Check] = []
     oracle_name = oracle_name or (type(oracle).__name__ if oracle is not None else None)
-    out: dict[str, Any] = {"oracle": oracle_name}
+    out: dict[str, Any] = {"oracle": oracle_name,
+                           "composition": composition or reduced_formula(structure)}
     with progress_bar(show_progress, transient=True) as progress:
         stages: Stages = lambda name: task_callback(progress, name)  # noqa: E731
         if reference is None and oracle is not None:
@@ -241,10 +245,20 @@ def _summary(structure: Atoms, ground: Atoms, calc: Calculator) -> StructureSumm
     ground.calc = calc
     ground.get_potential_energy()
     return StructureSummary(
-        formula=structure.get_chemical_formula(), origin=str(structure.info.get("origin", "")),
+        formula=cell_formula(structure), origin=str(structure.info.get("origin", "")),
         n_atoms=len(ground), cell_parameters=ground.cell.cellpar().tolist(),
         volume_change=ground.get_volume() / structure.get_volume() - 1.0,
         max_gamma=float(np.max(calc.results["gamma"])))
+
+
+def reduced_formula(atoms: Atoms) -> str:
+    """The formula unit, metals first as chemists write it: ``TiO2`` for a rutile cell."""
+    return atoms.get_chemical_formula(mode="metal", empirical=True)
+
+
+def cell_formula(atoms: Atoms) -> str:
+    """The cell's content, metals first: ``Ti2O4`` for a rutile cell (ASE's default: O4Ti2)."""
+    return atoms.get_chemical_formula(mode="metal")
 
 
 def _structure_checks(ground: Atoms, summary: StructureSummary, gamma_limit: float) -> list[Check]:
