@@ -15,7 +15,7 @@ SLURM_DIR ?= /tmp/pyacemaker-slurm
 CACHE ?= $(or $(PYACEMAKER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyacemaker)
 EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
-.PHONY: quickstart test lint install nonlinear slurm eon clean
+.PHONY: quickstart test lint docs install nonlinear slurm eon clean
 
 quickstart: $(STAMP) $(BUILD_TOOLS)
 	$(BIN)/pyacemaker doctor
@@ -35,6 +35,11 @@ lint: $(STAMP)
 # containers (Dockerfile, pyacemaker.def) run
 install: $(STAMP) $(QE) $(BUILD_TOOLS)
 	$(BIN)/pyacemaker doctor
+
+# The documentation site (mkdocs.yml, docs/) into site/; the configuration reference and the
+# troubleshooting page are generated from the code by docs/hooks.py
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 # The nonlinear trainer: pacemaker's TensorFlow backend (CPU). tf_keras and tensorpotential go in
 # without their dependencies, whose metadata would pull CUDA builds of several GB.
@@ -77,4 +82,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

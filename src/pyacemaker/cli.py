@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from pyacemaker.composition import parse_composition
 from pyacemaker.errors import PyacemakerError
 from pyacemaker.oracle.registry import engine_names, engine_table, find_engine
 from pyacemaker.workdir import RunPaths
+
+if TYPE_CHECKING:
+    from pyacemaker.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console()
@@ -103,6 +106,11 @@ def run(
     config: Annotated[Path, typer.Argument(help="config YAML file")],
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    max_iterations: Annotated[int | None, typer.Option(
+        min=1, help="budget.max_iterations for this invocation (a trial); a later run with the "
+                    "config's own budget resumes and goes on")] = None,
+    max_labels: Annotated[int | None, typer.Option(
+        min=1, help="budget.max_labels for this invocation")] = None,
 ) -> None:
     """Run the active-learning loop, or resume it from its workdir."""
     from pyacemaker.orchestrator import Workflow
@@ -110,7 +118,7 @@ def run(
 
     _setup_logging(verbose)
     try:
-        settings = load_config(config)
+        settings = with_budget(load_config(config), max_iterations, max_labels)
         console.print(f"[bold]pyacemaker[/] {settings.composition} -> {settings.workdir}")
         state = Workflow(settings, console=console, show_progress=progress).run()
     except PyacemakerError as err:
@@ -237,6 +245,15 @@ def doctor(
     console.print(table)
     if not all(r.ok for r in results if r.required):
         raise typer.Exit(1)
+
+
+def with_budget(settings: Config, max_iterations: int | None, max_labels: int | None) -> Config:
+    """``settings`` with the budget limits given on the command line (None keeps the config's)."""
+    changes = {name: value for name, value in (("max_iterations", max_iterations),
+                                               ("max_labels", max_labels)) if value is not None}
+    if not changes:
+        return settings
+    return settings.model_copy(update={"budget": settings.budget.model_copy(update=changes)})
 
 
 def _stored_targets(workdir: Path):

@@ -143,7 +143,8 @@ class OracleConfig(_Model):
     )
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="parallel local worker processes for labelling", json_schema_extra=PER_MACHINE,
+        description="parallel local worker processes for labelling; default: the number of "
+        "CPUs, at most 2", json_schema_extra=PER_MACHINE,
     )
     timeout_s: float = Field(
         3600.0, gt=0, description="seconds before a label by an ASE calculator engine (emt, "
@@ -284,7 +285,7 @@ class DynamicsConfig(_Model):
     timeout_s: float = Field(1800.0, gt=0, description="seconds before one MD run is stopped")
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="MD runs at the same time",
+        description="MD runs at the same time; default: the number of CPUs, at most 2",
     )
 
     _command = field_validator("lammps_command")(classmethod(lambda cls, v: check_command(v)))
@@ -374,8 +375,9 @@ class TrainerConfig(_Model):
     """ACE fit (linear with pyace, or nonlinear with pacemaker) on reference minus ZBL baseline."""
 
     kind: Literal["auto", "linear", "nonlinear"] = Field(
-        "auto", description="auto: nonlinear once the data can carry it and TensorFlow is "
-        "installed, else linear"
+        "auto", description="auto: linear in every iteration, and in the run's last iteration "
+        "also nonlinear when the linear fit misses the targets, TensorFlow is installed and the "
+        "training set holds at least 1000 atoms (the fit with the lower held-out error is kept)"
     )
 
     cutoff: float | None = Field(None, gt=2, description="Angstrom; inferred from covalent radii")
@@ -409,7 +411,8 @@ class TrainerConfig(_Model):
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held-out share, fixed by hash")
     workers: int = Field(
         default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1,
-        description="processes building the design matrix", json_schema_extra=PER_MACHINE,
+        description="processes building the design matrix; default: the number of CPUs, "
+        "at most 2", json_schema_extra=PER_MACHINE,
     )
 
 

@@ -62,6 +62,10 @@ from pyacemaker.workdir import (
 
 log = logging.getLogger(__name__)
 
+# How the stop reasons of a spent budget start: such a run goes on when the budget is raised.
+ITERATION_BUDGET, LABEL_BUDGET = "iteration budget", "label budget"
+BUDGET_STOPS = (f"{ITERATION_BUDGET} reached", f"{LABEL_BUDGET} reached")
+
 
 class Workflow:
     """One run in one workdir. ``run()`` starts it or resumes it."""
@@ -106,6 +110,7 @@ class Workflow:
         try:
             self.state = WorkflowState.load(self.workdir)
             self.dataset = self.open_dataset()
+            self.continue_if_budget_raised()
             if self.state.phase != "explore" or self.state.iteration:
                 log.info("resuming at iteration %d, phase %s", self.state.iteration, self.state.phase)
             phases = {"explore": self.explore, "label": self.label, "train": self.train,
@@ -296,10 +301,10 @@ class Workflow:
         if self.config.validation.every_iteration:
             self.validate(i)
         if i >= self.config.budget.max_iterations:
-            self.finish(i, f"iteration budget reached ({i} iterations); targets "
+            self.finish(i, f"{ITERATION_BUDGET} reached ({i} iterations); targets "
                            f"{'met' if self.targets_met(i) else 'not met'}")
         elif self.budget_spent(i):
-            self.finish(i, f"label budget reached ({self.config.budget.max_labels} structures); "
+            self.finish(i, f"{LABEL_BUDGET} reached ({self.config.budget.max_labels} structures); "
                            f"targets {'met' if self.targets_met(i) else 'not met'}")
         else:
             self.state.iteration = i + 1
@@ -345,6 +350,22 @@ class Workflow:
         self.state.save(self.workdir)
         self.add_stop_reason_to_report()
 
+    def continue_if_budget_raised(self) -> None:
+        """A run that stopped on its budget goes on when this config's budget is larger (a trial
+        with ``run --max-iterations 1``, then the full run): after its last fitted iteration, or
+        from the exploration of an iteration that stopped before selecting anything."""
+        state = self.state
+        if state.phase != "done" or not (state.stop_reason or "").startswith(BUDGET_STOPS):
+            return
+        i = state.iteration
+        fitted = state.record(i).fit is not None
+        if (i + fitted > self.config.budget.max_iterations
+                or self.dataset.count() >= self.config.budget.max_labels):
+            return
+        log.info("budget raised (%d iterations, %d labels): continuing after iteration %d",
+                 self.config.budget.max_iterations, self.config.budget.max_labels, i - (not fitted))
+        state.iteration, state.phase, state.stop_reason = i + fitted, "explore", None
+
     def budget_spent(self, i: int) -> bool:
         """Iteration ``i`` is the run's last: its iteration or label budget is used up."""
         return (i >= self.config.budget.max_iterations
@@ -352,7 +373,7 @@ class Workflow:
 
     def stop_reason_without_selection(self, room: int) -> str:
         if room <= 0:
-            return f"label budget reached ({self.config.budget.max_labels} structures)"
+            return f"{LABEL_BUDGET} reached ({self.config.budget.max_labels} structures)"
         return "exploration produced no candidates"
 
     def converged(self, i: int, decision: PolicyDecision, halts: int, max_gamma: float) -> bool:
