@@ -229,12 +229,13 @@ def test_chaos_many_random_kills_then_the_run_matches_uninterrupted_run(tmp_path
     potential equal the uninterrupted run's."""
     config, run = write_config(tmp_path, SLOW), tmp_path / "run"
     rng, stored, interrupted = random.Random(17), set(), []
+    seconds = sum(sum(r.phase_seconds.values()) for r in WorkflowState.load(reference).history)
     for kill in range(8):
         log = tmp_path / f"part{kill}.log"
         process = start_run(config, log)
         while process.poll() is None and not log.with_suffix(".out").read_text():
             time.sleep(0.02)  # the run has started (its first line): from here on, any moment
-        time.sleep(rng.uniform(0.3, 10.0))
+        time.sleep(rng.uniform(0.02, 0.3) * seconds)  # as long as the run's phases take here
         if process.poll() is not None:
             break  # finished before this kill
         os.killpg(process.pid, signal.SIGKILL)
