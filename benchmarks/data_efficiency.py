@@ -55,12 +55,13 @@ from ase.spacegroup import crystal
 from rich.console import Console
 from rich.table import Table
 
-from pyacemaker.config import TrainerConfig, config_from_dict, default_cutoff, default_zbl_range
+from pyacemaker.config import TargetsConfig, TrainerConfig, config_from_dict, default_zbl_range
 from pyacemaker.dataset import Dataset
 from pyacemaker.orchestrator import Workflow
 from pyacemaker.resolve import resolve
 from pyacemaker.training.baseline import ZBLCalculator
-from pyacemaker.training.linear import basis_config, delta_dataframe, reference_energies, sample_weights
+from pyacemaker.training.basis import basis_config, choose_basis, describe
+from pyacemaker.training.linear import delta_dataframe, reference_energies, sample_weights
 from pyacemaker.training.metrics import within_force_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,8 @@ class System:
     pool: list[Trajectory]
     test: list[Trajectory]
     loop: dict
-    functions: int
+    wide: list[Trajectory] = field(default_factory=list)  # MD of a cell wider than twice the cutoff
+    max_functions: int | None = None  # trainer.max_functions_per_element (None: the product's)
     timestep_fs: float = 2.0
     every: int = 10  # MD steps between stored frames
 
@@ -113,6 +115,11 @@ def chgnet():
 
 def copper_bulk(scale: float = 1.0) -> Atoms:
     return bulk("Cu", "fcc", a=3.61 * scale, cubic=True) * (2, 2, 2)
+
+
+def copper_bulk_wide() -> Atoms:
+    """256 atoms, 14.4 Å wide: more than twice any cutoff the trainer tries for Cu."""
+    return bulk("Cu", "fcc", a=3.61, cubic=True) * (4, 4, 4)
 
 
 def copper_vacancy() -> Atoms:
@@ -134,9 +141,14 @@ def copper_surface() -> Atoms:
     return atoms
 
 
-def rutile(scale: float = 1.0) -> Atoms:
+def rutile(scale: float = 1.0, repeat: tuple[int, int, int] = (2, 2, 2)) -> Atoms:
     return crystal(["Ti", "O"], basis=[(0, 0, 0), (0.305, 0.305, 0)], spacegroup=136,
-                   cellpar=[4.65 * scale, 4.65 * scale, 2.97 * scale, 90, 90, 90]) * (2, 2, 2)
+                   cellpar=[4.65 * scale, 4.65 * scale, 2.97 * scale, 90, 90, 90]) * repeat
+
+
+def rutile_wide() -> Atoms:
+    """270 atoms (3 x 3 x 5 cells, 13.9-14.9 Å wide): more than twice the 6.4 Å default cutoff."""
+    return rutile(repeat=(3, 3, 5))
 
 
 def rutile_vacancy() -> Atoms:
@@ -177,16 +189,19 @@ def copper(scale: float) -> System:
     loop = {"composition": "Cu", "oracle": {"engine": "emt"}, "seeds": {"prototypes": ["fcc"]},
             "budget": {"max_iterations": 5, "max_labels": 120},
             "exploration": {"seed_labels": 30, "labels_per_iteration": 20}}
+    wide = [Trajectory("wide", partial(copper_bulk_wide), 600, max(2, round(8 * scale)), 4242)]
     return System("EMT Cu", ["Cu"], emt, trajectories(pool, 100, scale),
-                  trajectories(test, 900, scale), loop, functions=150)
+                  trajectories(test, 900, scale), loop, wide)
 
 
 def tiny_copper() -> System:
-    """A tenth of the Cu pool, a basis of 20 functions and a one-iteration loop of 16 labels."""
+    """A tenth of the Cu pool, bases of at most 20 functions and a one-iteration loop of 16
+    labels, no wide cell."""
     system = copper(0.1)
     loop = {**system.loop, "budget": {"max_iterations": 1, "max_labels": 16},
-            "exploration": {"seed_labels": 10, "labels_per_iteration": 6}}
-    return System(**{**system.__dict__, "loop": loop, "functions": 20})
+            "exploration": {"seed_labels": 10, "labels_per_iteration": 6},
+            "trainer": {"max_functions_per_element": 20}}
+    return System(**{**system.__dict__, "loop": loop, "wide": [], "max_functions": 20})
 
 
 def titania(scale: float) -> System:
@@ -196,8 +211,9 @@ def titania(scale: float) -> System:
     test = [("md", rutile, t, 10) for t in (300, 600, 900)] + [(k, s, t, 5) for k, s, t, _ in rare]
     loop = {"composition": "TiO2", "oracle": {"engine": "chgnet"}, "seeds": {"prototypes": ["rutile"]},
             "budget": {"max_iterations": 4, "max_labels": 120}}
+    wide = [Trajectory("wide", rutile_wide, 600, max(2, round(8 * scale)), 4242)]
     return System("TiO2 (CHGNet)", ["O", "Ti"], chgnet, trajectories(pool, 200, scale),
-                  trajectories(test, 800, scale), loop, functions=150, every=5)
+                  trajectories(test, 800, scale), loop, wide, every=5)
 
 
 def md_frames(system: System, trajectory: Trajectory) -> list[Atoms]:
@@ -225,7 +241,7 @@ def labelled_pool(system: System, path: Path, which: str, console: Console) -> l
     """The pool or test structures of ``system``, from ``path`` (ase.db) or made and stored there."""
     if path.is_file():
         return [row.toatoms(add_additional_information=True) for row in connect(path).select()]
-    specs = system.pool if which == "pool" else system.test
+    specs = {"pool": system.pool, "test": system.test, "wide": system.wide}[which]
     out: list[Atoms] = []
     with console.status(f"{system.name}: MD for the {which} ({len(specs)} trajectories)"), \
             ProcessPoolExecutor(2) as workers:
@@ -492,24 +508,38 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
     with timed(seconds, "pool and test (oracle MD, or the cache)"):
         pool = labelled_pool(system, workdir / "pool.db", "pool", console)
         test = labelled_pool(system, workdir / "test.db", "test", console)
+        wide = labelled_pool(system, workdir / "wide.db", "wide", console) if system.wide else []
     inner, outer = default_zbl_range(system.elements)
-    settings = TrainerConfig(cutoff=default_cutoff(system.elements), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=system.functions, loss_stress=0.0)
-    bconf = basis_config(system.elements, settings.cutoff, system.functions)
+    settings = TrainerConfig(zbl_inner=inner, zbl_outer=outer, loss_stress=0.0,
+                             **({"max_functions_per_element": system.max_functions}
+                                if system.max_functions else {}))
     baseline = ZBLCalculator(system.elements, inner, outer)
+    with console.status(f"{system.name}: choosing the basis on the pool (the trainer's choice)"), \
+            timed(seconds, "basis choice"):
+        choice = product_basis(pool, system.elements, settings, baseline)
+    console.print(f"{system.name}: basis {describe(choice.chosen)}: {choice.reason}; size limit "
+                  f"{choice.max_functions} ({choice.limit})")
+    bconf = basis_config(choice.chosen, system.elements)
     with console.status(f"{system.name}: design rows of {len(pool)} pool and {len(test)} test structures"), \
             timed(seconds, "design rows"):
         pool_rows, test_rows = design_rows(pool, bconf, baseline), design_rows(test, bconf, baseline)
+        wide_rows = design_rows(wide, bconf, baseline) if wide else None
         projections, owners = compute_B_projections(bconf, pool, return_structure_ind_dict=True)
     kinds = Counter(kind_of(a) for a in pool)
     share = {k: v / len(pool) for k, v in kinds.items()}
     console.print(f"{system.name}: pool of {len(pool)} ({', '.join(f'{k} {v}' for k, v in kinds.items())}), "
-                  f"test of {len(test)}, {system.functions} functions per element")
+                  f"test of {len(test)}" + (f", wide-cell test of {len(wide)} frames of {len(wide[0])} atoms"
+                                            if wide else ""))
 
     def score(rows: Rows, chosen: list[int]) -> dict[str, float]:
         return weighted(class_errors(test_rows, fit(rows, chosen, settings)), share)
 
     floor = score(pool_rows, list(range(len(pool))))
+    if wide_rows is not None:
+        floor["wide"] = math.sqrt(class_errors(wide_rows, fit(pool_rows, list(range(len(pool))),
+                                                              settings))["wide"])
+        console.print(f"{system.name}: floor (the whole pool) {floor['md']:.4f} eV/Å on the MD test, "
+                      f"{floor['wide']:.4f} eV/Å on MD of the {len(wide[0])}-atom cell")
     curves: dict[str, list[list[tuple[int, dict]]]] = {"random": [], "maxvol": [], "loop": []}
     for seed in range(loop_seeds):
         with timed(seconds, "loop runs (or the cache)"):
@@ -531,7 +561,19 @@ def run_system(system: System, workdir: Path, seeds: int, loop_seeds: int, conso
         del curves["loop"]
     summary = summarise(system.name, curves, floor, console)
     console.print(f"{system.name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    return {**summary, "curves": curves, "pool": dict(kinds), "n_test": len(test), "seconds": seconds}
+    return {**summary, "curves": curves, "pool": dict(kinds), "n_test": len(test), "seconds": seconds,
+            "basis": choice.model_dump(mode="json")}
+
+
+def product_basis(pool: list[Atoms], elements: list[str], settings: TrainerConfig,
+                  baseline: ZBLCalculator):
+    """The trainer's own basis choice (``training.basis.choose_basis``) for a fit on the whole
+    pool; every arm is then fitted with it, so they compare at one model."""
+    fitted = within_force_limit(pool, settings.max_force)
+    df, _ = delta_dataframe(fitted, baseline)
+    choice, _, _ = choose_basis(df, fitted, elements, settings, sample_weights(fitted, settings.loss_kappa),
+                                TargetsConfig())  # no pool structure is of a target class: all scored
+    return choice
 
 
 @contextmanager

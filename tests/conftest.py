@@ -45,7 +45,8 @@ def copper_fit(copper_data, tmp_path_factory):
 
     train, test = copper_data
     inner, outer = default_zbl_range(["Cu"])
-    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), radial_basis="SBessel", zbl_inner=inner,
+                             zbl_outer=outer)
     folder = tmp_path_factory.mktemp("fit") / "potential"
     potential, result = fit_linear_ace(train, test, ["Cu"], settings, folder)
     return potential, result, folder
@@ -86,7 +87,8 @@ def vacancy_fit(tmp_path_factory):
     from pyacemaker.training.linear import fit_linear_ace
 
     inner, outer = default_zbl_range(["Cu"])
-    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer)
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), radial_basis="SBessel", zbl_inner=inner,
+                             zbl_outer=outer)
     train = emt_copper(30, seed=11) + hop_structures(40, seed=12)
     test = emt_copper(8, seed=13) + hop_structures(10, seed=14)
     potential, _ = fit_linear_ace(train, test, ["Cu"], settings,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyacemaker.records import BasisSpec
 from tests.conftest import emt_copper
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "data_efficiency.py"
@@ -41,7 +42,8 @@ def test_maxvol_batches_are_nested_and_new():
 
     module = benchmark()
     pool = emt_copper(12, seed=3)
-    bconf = module.basis_config(["Cu"], 5.0, 12)
+    bconf = module.basis_config(BasisSpec(cutoff=5.0, radial_basis="SBessel", functions_per_element=12),
+                                ["Cu"])
     projections, owners = compute_B_projections(bconf, pool, return_structure_ind_dict=True)
     chosen = module.maxvol_choice(projections, owners, [2, 5, 9], np.random.default_rng(0))
     assert [len(chosen[n]) for n in (2, 5, 9)] == [2, 5, 9]

@@ -310,3 +310,45 @@ def test_large_md_frames_are_embedded_around_their_highest_gamma_atom(engine, po
     top.atoms.get_potential_energy()
     # the centre keeps its neighbourhood, so the potential grades it exactly as in the parent
     assert calc.results["gamma"][0] == pytest.approx(parent_gamma, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def split_potential(tmp_path_factory):
+    """A basis larger than 16 CuAu cells can give an active set for (256 Au atoms carry 64
+    functions): γ comes from a 64-function subset."""
+    inner, outer = default_zbl_range(ELEMENTS)
+    settings = TrainerConfig(cutoff=5.0, radial_basis="SBessel", functions_per_element=100,
+                             zbl_inner=inner, zbl_outer=outer)
+    train = [emt_labelled(alloy(seed)) for seed in range(16)]
+    folder = tmp_path_factory.mktemp("split") / "potential"
+    fitted, result = fit_linear_ace(train, train[:2], ELEMENTS, settings, folder)
+    assert result.basis.gamma_functions == fitted.gamma_functions_per_element == 64
+    return fitted
+
+
+def test_split_gamma_basis_runs_in_lammps_as_in_python(engine, split_potential, tmp_path):
+    """LAMMPS overlays pace (the potential) and pace/extrapolation (γ's subset, zero energy):
+    energies and the dumped γ equal the Python calculator's."""
+    potential = split_potential
+    assert potential.gamma_yaml.name == "gamma.yaml" and "gamma.yaml" in potential.files()
+    atoms = alloy(5)
+    write(tmp_path / "structure.data", atoms, format="lammps-data", specorder=ELEMENTS, masses=True,
+          units="metal", atom_style="atomic")
+    lmp = new_lammps()
+    lmp.commands_list([f"plugin load {require_plugin()}", "units metal", "atom_style atomic",
+                       f"read_data {tmp_path / 'structure.data'}", *pace_zbl_pair_commands(potential),
+                       "run 0"])
+    total_lammps = lmp.get_thermo("pe")
+    lmp.close()
+    full = atoms.copy()
+    full.calc = potential.calculator(with_gamma=True)
+    offset = sum(potential.reference_energies[s] for s in atoms.get_chemical_symbols())
+    assert total_lammps == pytest.approx(full.get_potential_energy() - offset, rel=1e-9)
+    md = engine.run(alloy(7), potential, request(6000.0, steps=400, collect=1.5, halt=3.0),
+                    tmp_path / "hot")
+    assert md.status == "halted", md.error
+    step, last = list(md.extrapolative_frames())[-1]
+    calc = potential.calculator(with_gamma=True)
+    last.calc = calc
+    last.get_potential_energy()
+    np.testing.assert_allclose(calc.results["gamma"], last.arrays["gamma"], rtol=1e-4, atol=1e-4)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 
-from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
+from pyacemaker.config import TargetsConfig, TrainerConfig, default_cutoff, default_zbl_range
 from pyacemaker.dataset import structure_hash
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.records import BasisSpec
+from pyacemaker.training.basis import basis_config, gamma_limit
 from pyacemaker.training.linear import (
     active_set_structures,
-    basis_config,
     fit_linear_ace,
-    infer_functions_per_element,
     load_fit,
 )
 from pyacemaker.training.selection import max_gamma, select
@@ -73,7 +73,7 @@ def test_gamma_flags_unseen_compression_and_maxvol_selects_it(fitted, copper_dat
 def test_too_little_data_is_a_clear_error(copper_data):
     train, _ = copper_data
     with pytest.raises(CalculationFailed, match="label more structures"):
-        infer_functions_per_element([train[0][:4]], ["Cu"], cap=300)
+        gamma_limit([train[0][:4]], ["Cu"])
 
 
 def test_structures_beyond_max_force_are_left_out_and_scored_apart(copper_data, tmp_path):
@@ -81,7 +81,7 @@ def test_structures_beyond_max_force_are_left_out_and_scored_apart(copper_data, 
     inner, outer = default_zbl_range(["Cu"])
     limit = float(np.median([np.abs(a.get_forces()).max() for a in train + test]))
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=16, max_force=limit)
+                             radial_basis="SBessel", functions_per_element=16, max_force=limit)
     _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "potential")
     strong = [a for a in test if np.abs(a.get_forces()).max() > limit]
     assert result.n_train == len(train) - result.n_excluded
@@ -99,8 +99,9 @@ def test_held_out_errors_per_class_and_over_the_target_classes(copper_data, tmp_
         atoms.info["generator"] = "md" if k % 2 else "vacancy"
     inner, outer = default_zbl_range(["Cu"])
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=16)
-    _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "p", classes=["md"])
+                             radial_basis="SBessel", functions_per_element=16)
+    _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "p",
+                               TargetsConfig(classes=["md"]))
     md, vacancy = result.test_by_class["md"], result.test_by_class["vacancy"]
     assert md.n_structures == vacancy.n_structures == 10
     assert result.test_energy_rmse == pytest.approx(md.energy_rmse)
@@ -128,7 +129,7 @@ def test_energies_carry_weight(copper_data, tmp_path):
     errors = {}
     for kappa in (0.3, 0.999):
         settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                                 functions_per_element=40, loss_kappa=kappa)
+                                 radial_basis="SBessel", functions_per_element=40, loss_kappa=kappa)
         errors[kappa] = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / f"k{kappa}")[1]
     assert errors[0.3].test_energy_rmse < errors[0.999].test_energy_rmse / 3
     assert errors[0.3].train_energy_rmse < errors[0.999].train_energy_rmse / 3
@@ -147,7 +148,7 @@ def test_zero_weights_keep_corrupted_labels_out_of_the_fit(copper_data, tmp_path
                                      forces=forces)  # ... and a wrong energy
     inner, outer = default_zbl_range(["Cu"])
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=40)
+                             radial_basis="SBessel", functions_per_element=40)
     _, clean = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "clean")
     _, unweighted = fit_linear_ace([*train[1:], bad], test, ["Cu"], settings, tmp_path / "a")
     bad.info["energy_weight"] = 0.0
@@ -170,7 +171,7 @@ def test_virial_rows_give_the_fitted_potentials_stress(copper_data, tmp_path):
     train, test = copper_data  # EMT labels with stresses
     inner, outer = default_zbl_range(["Cu"])
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=24)
+                             radial_basis="SBessel", functions_per_element=24)
     potential, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "p")
     assert result.n_stressed == len(train)
     basis = ACEBBasisSet(str(potential.yaml))
@@ -193,7 +194,7 @@ def test_stresses_carry_weight(copper_data, tmp_path):
     errors = {}
     for share in (0.0, 0.3):
         settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                                 functions_per_element=24, loss_stress=share)
+                                 radial_basis="SBessel", functions_per_element=24, loss_stress=share)
         _, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / f"s{share}")
         errors[share] = result.test_by_class["unknown"].stress_rmse
         assert result.n_stressed == (len(train) if share else 0)
@@ -206,11 +207,12 @@ def test_pruning_keeps_the_structures_that_hold_the_active_set(copper_data, tmp_
     train, test = copper_data
     inner, outer = default_zbl_range(["Cu"])
     settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), zbl_inner=inner, zbl_outer=outer,
-                             functions_per_element=16, prune_to_active_set=True)
+                             radial_basis="SBessel", functions_per_element=16, prune_to_active_set=True)
     potential, result = fit_linear_ace(train, test, ["Cu"], settings, tmp_path / "potential")
     assert result.n_pruned > 0 and result.n_train + result.n_pruned == len(train)
     kept = {structure_hash(a) for a in active_set_structures(
-        train, basis_config(["Cu"], settings.cutoff, 16))}
+        train, basis_config(BasisSpec(cutoff=settings.cutoff, radial_basis="SBessel",
+                                      functions_per_element=16), ["Cu"]))}
     pruned = [a for a in train if structure_hash(a) not in kept]
     assert len(pruned) == result.n_pruned
     assert max_gamma(potential, pruned).max() < 1.1  # MaxVol stops within a few per cent

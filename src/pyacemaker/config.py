@@ -13,7 +13,7 @@ import re
 import reprlib
 import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from ase.data import atomic_numbers, covalent_radii
@@ -380,11 +380,22 @@ class TrainerConfig(_Model):
         "training set holds at least 1000 atoms (the fit with the lower held-out error is kept)"
     )
 
-    cutoff: float | None = Field(None, gt=2, description="Angstrom; inferred from covalent radii")
-    functions_per_element: int | None = Field(
-        None, ge=4, description="ACE basis size; inferred from the amount of data"
-    )
-    max_functions_per_element: int = Field(300, ge=4, description="cap for the inferred basis size")
+    cutoff: Annotated[float, Field(gt=2)] | Literal["auto"] = Field(
+        "auto", description="ACE cutoff, Angstrom; auto: chosen with the basis by cross-validation "
+        "among 0.8 and 1 times about two bond lengths of the longest bond")
+    radial_basis: Literal["auto", "SBessel", "ChebExpCos", "ChebPow"] = Field(
+        "auto", description="pyace's radial functions; auto: SBessel or ChebExpCos, chosen with the "
+        "basis by cross-validation")
+    functions_per_element: Annotated[int, Field(ge=4)] | Literal["auto"] = Field(
+        "auto", description="ACE basis size; auto: chosen by cross-validation among sizes up "
+        "to what the data carries (4 atoms of the rarest element per function for the "
+        "extrapolation grade, 4 fit rows per coefficient) and max_functions_per_element")
+    max_functions_per_element: int = Field(
+        800, ge=4, description="largest basis size auto may choose (it bounds the fit's and MD's "
+        "cost; the nonlinear trainer stops at 300)")
+    # configs written before auto existed say null for "inferred"
+    _auto = field_validator("cutoff", "functions_per_element", mode="before")(
+        classmethod(lambda cls, v: "auto" if v is None else v))
     ridge_alpha: float = Field(1e-3, gt=0, description="Ridge regularisation")
     max_force: float = Field(
         10.0, gt=0, description="eV/Angstrom; structures with a larger force component are kept "

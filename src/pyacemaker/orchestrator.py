@@ -44,6 +44,7 @@ from pyacemaker.structures.policy import (
     rare_events,
 )
 from pyacemaker.structures.seeds import seed_structures
+from pyacemaker.training.basis import describe
 from pyacemaker.training.linear import load_fit
 from pyacemaker.training.potential import Potential
 from pyacemaker.training.selection import select
@@ -284,6 +285,9 @@ class Workflow:
         else:
             fit = fitted[1]
         self.state.record(i).fit = fit
+        if fit.basis is not None:
+            log.info("iteration %d: basis %s: %s (size limit %d: %s)", i, describe(fit.basis.chosen),
+                     fit.basis.reason, fit.basis.max_functions, fit.basis.limit)
         for name, errors in class_errors(fit).items():
             log.info("iteration %d: held out %-18s %3d structures  %8.2f meV/atom  %.4f eV/A%s", i,
                      name, errors["n_structures"], errors["energy_rmse"], errors["force_rmse"],

@@ -37,6 +37,43 @@ class Errors(BaseModel):
     stress_mae: float | None = Field(None, description="GPa, per Voigt component")
 
 
+class BasisSpec(BaseModel):
+    """One linear ACE basis: its cutoff, radial functions and size."""
+
+    model_config = {"frozen": True}
+
+    cutoff: float = Field(description="Angstrom")
+    radial_basis: str = Field(description="pyace radial basis: SBessel, ChebExpCos or ChebPow")
+    functions_per_element: int
+
+
+class BasisScore(BaseModel):
+    """A candidate basis and its cross-validated errors on the training set."""
+
+    spec: BasisSpec
+    score: float = Field(description="(E / E_target)^2 + (F / F_target)^2 of the target classes "
+                         "on the held-out folds, relative to the best candidate's (1 = the best)")
+    energy_rmse: float = Field(description="meV/atom, target classes on the held-out folds")
+    force_rmse: float = Field(description="eV/Angstrom, per component, as energy_rmse")
+
+
+class BasisChoice(BaseModel):
+    """Which basis a fit used and why: the candidates' cross-validated scores and the limit on
+    the size that the data (extrapolation grade) sets."""
+
+    chosen: BasisSpec
+    scores: list[BasisScore] = Field(default_factory=list, description="empty when every "
+                                     "setting was fixed in the config (nothing to choose)")
+    max_functions: int = Field(description="largest size tried, functions per element")
+    limit: str = Field(description="what set max_functions")
+    reason: str = Field(description="why the chosen basis, in one sentence")
+    gamma_functions: int | None = Field(
+        None, description="functions per element of the subset whose active set gives the "
+        "extrapolation grade, when the chosen basis is larger than the data can give one for")
+    gamma_limit: str = Field("", description="what bounds the extrapolation grade's basis")
+    seconds: float = Field(0.0, description="wall time of the design rows and the choice, s")
+
+
 class FitResult(BaseModel):
     """Outcome of one fit: errors in meV/atom and eV/Angstrom, on train and held-out data."""
 
@@ -61,6 +98,8 @@ class FitResult(BaseModel):
                                                    "trainer.max_force, scored apart")
     held_out_gamma: float | None = Field(None, description="90th percentile of the held-out "
                                          "structures' largest extrapolation grade")
+    cutoff: float | None = Field(None, description="ACE cutoff of the fit, Angstrom")
+    basis: BasisChoice | None = Field(None, description="how the linear basis was chosen")
 
 
 HOTTEST = 1.3  # most a policy's MD may reach, in melting points (a hot liquid)

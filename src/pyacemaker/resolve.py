@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from pyacemaker.config import (
     Config,
     ValidationConfig,
-    default_cutoff,
     default_zbl_range,
     read_config,
 )
@@ -62,7 +61,6 @@ def resolve(config: Config) -> Config:
     inner, outer = default_zbl_range(elements)
     trainer = config.trainer.model_copy(
         update={
-            "cutoff": config.trainer.cutoff or default_cutoff(elements),
             "zbl_inner": config.trainer.zbl_inner or inner,
             "zbl_outer": config.trainer.zbl_outer or outer,
         }

@@ -47,10 +47,11 @@ def _kmc_runs(r: IterationRecord) -> str:
 
 
 def _basis(r: IterationRecord) -> str:
-    """Functions per element, ``nl`` marking a nonlinear fit."""
+    """Functions per element and cutoff (``400 @5.12``), ``nl`` marking a nonlinear fit."""
     if r.fit is None:
         return "-"
-    return f"{r.fit.functions_per_element}" + (" nl" if r.fit.kind == "nonlinear" else "")
+    cutoff = f" @{r.fit.cutoff:g}" if r.fit.cutoff else ""
+    return f"{r.fit.functions_per_element}{cutoff}" + (" nl" if r.fit.kind == "nonlinear" else "")
 
 
 def _validation(r: IterationRecord) -> str:

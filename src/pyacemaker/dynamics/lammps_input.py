@@ -50,14 +50,18 @@ class MDRequest:
 def pace_zbl_pair_commands(potential: Potential) -> list[str]:
     """``pair_style hybrid/overlay pace/extrapolation zbl`` and its coefficients.
 
-    pace/extrapolation reads the B-basis ``.yaml`` and the linear active set ``.asi``.
+    pace/extrapolation reads the B-basis ``.yaml`` and the linear active set ``.asi``. A
+    potential with a separate, smaller basis for gamma (``Potential.gamma_yaml``, coefficients
+    zero: it adds no energy) overlays ``pace`` (the potential's ``.yace``) as well.
     """
     elements = " ".join(potential.elements)
+    separate = potential.gamma_yaml != potential.yaml
     return [
-        f"pair_style hybrid/overlay pace/extrapolation zbl {potential.zbl_inner} "
-        f"{potential.zbl_outer}",
-        f"pair_coeff * * pace/extrapolation {_quoted(potential.yaml)} {_quoted(potential.asi)} "
-        f"{elements}",
+        "pair_style hybrid/overlay pace/extrapolation" + (" pace" if separate else "") +
+        f" zbl {potential.zbl_inner} {potential.zbl_outer}",
+        f"pair_coeff * * pace/extrapolation {_quoted(potential.gamma_yaml)} "
+        f"{_quoted(potential.asi)} {elements}",
+        *([f"pair_coeff * * pace {_quoted(potential.yace)} {elements}"] if separate else []),
         *zbl_pair_coeffs(potential.elements, "zbl"),
     ]
 

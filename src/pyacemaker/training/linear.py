@@ -11,65 +11,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from pyacemaker.config import TrainerConfig
+from pyacemaker.config import TargetsConfig, TrainerConfig, default_cutoff
 from pyacemaker.dataset import to_pacemaker_dataframe
-from pyacemaker.errors import CalculationFailed
-from pyacemaker.records import FitResult
+from pyacemaker.records import BasisSpec, FitResult
 from pyacemaker.structures import bare, voigt_strained
 from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
+from pyacemaker.training.basis import (
+    basis_config,
+    choose_basis,
+    gamma_basis,
+    gamma_limit,
+    size_limit,
+    solve,
+)
 from pyacemaker.training.metrics import held_out_metrics, within_force_limit
 from pyacemaker.training.potential import Potential
 from pyacemaker.workdir import staged_folder
 
 log = logging.getLogger(__name__)
 
-MIN_FUNCTIONS = 8
 STRAIN_STEP = 1e-4  # of the virial rows' central differences (exact to ~1e-6 eV/atom here)
-ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
-ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
-# environments, and an active set built from too few distinct ones makes gamma explode
 FIT_FILE = "fit.json"
 MAXVOL = {"tol": 1.001, "max_iters": 300}  # the active set's MaxVol, for .asi and pruning alike
-
-
-def infer_functions_per_element(structures: list[Atoms], elements: list[str], cap: int) -> int:
-    """Basis size the data can determine: the active set needs several atoms (distinct
-    environments) of each element per function, and the fit a few rows per coefficient."""
-    per_element = Counter(s for a in structures for s in a.get_chemical_symbols())
-    rarest = min(per_element.get(e, 0) for e in elements)
-    rows = sum(3 * len(a) + 1 for a in structures)
-    n = min(rarest // ATOMS_PER_FUNCTION, rows // (ROWS_PER_FUNCTION * len(elements)), cap)
-    if n < MIN_FUNCTIONS:
-        raise CalculationFailed(
-            f"too little data to fit: {rarest} atoms of the rarest element; at least "
-            f"{MIN_FUNCTIONS * ATOMS_PER_FUNCTION} are needed (label more structures first)"
-        )
-    return n
-
-
-def basis_config(elements: list[str], cutoff: float, functions_per_element: int):
-    """pyace BBasisConfiguration of a linear ACE (one density, linear embedding)."""
-    from pyace import create_multispecies_basis_config
-
-    return create_multispecies_basis_config({
-        "deltaSplineBins": 0.001,
-        "elements": elements,
-        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1],
-                               "ndensity": 1}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": cutoff,
-                          "dcut": 0.01}},
-        "functions": {"number_of_functions_per_element": functions_per_element,
-                      "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2],
-                              "lmax_by_orders": [0, 4, 3, 2, 1]}},
-    })
 
 
 def reference_energies(structures: list[Atoms], energies: np.ndarray,
@@ -203,24 +173,35 @@ def virial_targets(structures: list[Atoms], baseline: ZBLCalculator) -> np.ndarr
 
 
 def fit_inputs(train: list[Atoms], elements: list[str],
-               settings: TrainerConfig) -> tuple[list[Atoms], int, int, int]:
+               settings: TrainerConfig) -> tuple[list[Atoms], int, int]:
     """What every fit starts from: the training structures within ``settings.max_force`` (and,
-    with ``settings.prune_to_active_set``, only those holding the active set), how many were
-    left out for their forces and by pruning, and the basis size (functions per element;
-    inferred from the data unless set)."""
+    with ``settings.prune_to_active_set``, only those holding the active set of the largest
+    default basis the data carries), and how many were left out for their forces and by
+    pruning."""
     fitted = within_force_limit(train, settings.max_force)
     excluded = len(train) - len(fitted)
     if excluded:
         log.info("%d training structures with forces above %.0f eV/A are not fitted", excluded,
                  settings.max_force)
-    n_funcs = settings.functions_per_element or infer_functions_per_element(
-        fitted, elements, settings.max_functions_per_element)
     pruned = 0
     if settings.prune_to_active_set:
-        kept = active_set_structures(fitted, basis_config(elements, settings.cutoff, n_funcs))
+        kept = active_set_structures(fitted, basis_config(fixed_spec(fitted, elements, settings),
+                                                          elements))
         pruned, fitted = len(fitted) - len(kept), kept
         log.info("fitting the %d structures that hold the active set (%d pruned)", len(kept), pruned)
-    return fitted, excluded, pruned, n_funcs
+    return fitted, excluded, pruned
+
+
+def fixed_spec(train: list[Atoms], elements: list[str], settings: TrainerConfig,
+               max_functions: int | None = None) -> BasisSpec:
+    """One basis without a search: the config's settings, else the bond-length cutoff, SBessel
+    and the largest size the data carries, γ included (at most ``max_functions``)."""
+    cap = min(settings.max_functions_per_element, max_functions or settings.max_functions_per_element)
+    return BasisSpec(
+        cutoff=default_cutoff(elements) if settings.cutoff == "auto" else settings.cutoff,
+        radial_basis="SBessel" if settings.radial_basis == "auto" else settings.radial_basis,
+        functions_per_element=min(size_limit(train, elements, cap)[0], gamma_limit(train, elements)[0])
+        if settings.functions_per_element == "auto" else settings.functions_per_element)
 
 
 def active_set_structures(structures: list[Atoms], bconf) -> list[Atoms]:
@@ -259,46 +240,51 @@ def write_fit(folder: Path, result: FitResult) -> None:
 
 def fit_linear_ace(train: list[Atoms], test: list[Atoms], elements: list[str],
                    settings: TrainerConfig, out_dir: Path,
-                   classes: list[str] = ()) -> tuple[Potential, FitResult]:
-    """Fit ``train``, score on ``test`` (``held_out_scores`` over ``classes``), write
+                   targets: TargetsConfig | None = None) -> tuple[Potential, FitResult]:
+    """Fit ``train`` with the basis ``basis.choose_basis`` picks for ``targets`` (default
+    targets when None), score on ``test`` (``held_out_scores`` over ``targets.classes``), write
     .yaml/.yace/.asi/potential.json to ``out_dir``.
 
     The folder appears atomically (written beside it, then swapped in by
     ``workdir.staged_folder``), so a killed fit leaves nothing half-written; ``fit.json`` in it
     holds the FitResult.
     """
-    from pyace.linearacefit import LinearACEDataset, LinearACEFit
-    from sklearn.linear_model import Ridge
+    from pyace import ACEBBasisSet
 
     start = time.perf_counter()
-    train, excluded, pruned, n_funcs = fit_inputs(train, elements, settings)
+    train, excluded, pruned = fit_inputs(train, elements, settings)
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     train_df, references = delta_dataframe(train, baseline)
-    bconf = basis_config(elements, settings.cutoff, n_funcs)
-    train_ds = LinearACEDataset(bconf, train_df)
+    targets = targets or TargetsConfig()
+    choice, rows, columns = choose_basis(train_df, train, elements, settings,
+                                         sample_weights(train, settings.loss_kappa), targets)
+    basis = ACEBBasisSet(basis_config(choice.chosen, elements))
     with_stress = [train[k] for k in stressed(train)] if settings.loss_stress > 0 else []
     with engine_call():
-        train_ds.construct_design_matrix(max_workers=settings.workers)
-        design = np.vstack([train_ds.get_design_matrix(), virial_rows(train_ds.basis, with_stress)])
-    target = np.concatenate([train_ds.get_target_vector(), virial_targets(with_stress, baseline)])
-    fit = LinearACEFit(Ridge(alpha=settings.ridge_alpha, fit_intercept=False, solver="auto"),
-                       train_dataset=train_ds)
-    weights = sample_weights(train, settings.loss_kappa, settings.loss_stress)
+        design = np.vstack([rows.matrix[:, columns], virial_rows(basis, with_stress)])
+    target = np.concatenate([rows.target, virial_targets(with_stress, baseline)])
+    weights = np.sqrt(sample_weights(train, settings.loss_kappa, settings.loss_stress))
+    weighted = design * weights[:, None]
     with engine_call():
-        fit.model.fit(design, target, sample_weight=weights)
-        train_err = fit.compute_errors(train_ds)
+        basis.basis_coeffs = solve(weighted.T @ weighted, weighted.T @ (target * weights),
+                                   settings.ridge_alpha)
+    residual = rows.matrix[:, columns] @ basis.basis_coeffs - rows.target
     with staged_folder(out_dir) as staging:
-        potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+        potential = Potential(folder=staging, elements=elements, cutoff=choice.chosen.cutoff,
                               zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
-                              reference_energies=references, functions_per_element=n_funcs)
-        write_potential_files(fit.get_bbasis(), potential, train)
+                              reference_energies=references,
+                              functions_per_element=choice.chosen.functions_per_element,
+                              radial_basis=choice.chosen.radial_basis,
+                              gamma_functions_per_element=choice.gamma_functions)
+        write_potential_files(basis, potential, train, gamma_basis(choice, elements))
         write_fit(staging, FitResult(
             n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
-            functions_per_element=n_funcs, loss_kappa=settings.loss_kappa,
+            functions_per_element=choice.chosen.functions_per_element, loss_kappa=settings.loss_kappa,
             loss_stress=settings.loss_stress, n_stressed=len(with_stress),
-            seconds=time.perf_counter() - start,
-            train_energy_rmse=1000 * train_err["epa_rmse"], train_force_rmse=train_err["f_comp_rmse"],
-            **held_out_scores(potential, test, classes, settings.max_force)))
+            seconds=time.perf_counter() - start, cutoff=choice.chosen.cutoff, basis=choice,
+            train_energy_rmse=1000 * float(np.sqrt(np.mean(residual[~rows.is_force] ** 2))),
+            train_force_rmse=float(np.sqrt(np.mean(residual[rows.is_force] ** 2))),
+            **held_out_scores(potential, test, targets.classes, settings.max_force)))
     return load_fit(out_dir)
 
 
@@ -309,8 +295,9 @@ def load_fit(out_dir: Path) -> tuple[Potential, FitResult] | None:
     return Potential.load(out_dir), FitResult.model_validate_json((out_dir / FIT_FILE).read_text())
 
 
-def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> None:
-    """Write the B-basis .yaml, the C-tilde .yace and the linear active set .asi."""
+def write_potential_files(basis, potential: Potential, train: list[Atoms], gamma_bconf=None) -> None:
+    """Write the B-basis .yaml, the C-tilde .yace and the linear active set .asi, of
+    ``gamma_bconf`` (written as ``gamma.yaml``) when given, else of the basis itself."""
     from pyace.activelearning import (
         compute_A_active_inverse,
         compute_active_set,
@@ -322,8 +309,10 @@ def write_potential_files(basis, potential: Potential, train: list[Atoms]) -> No
     bconf.metadata["pyacemaker_reference_energies"] = str(potential.reference_energies)
     bconf.save(str(potential.yaml))
     basis.to_ACECTildeBasisSet().save_yaml(str(potential.yace))
+    if gamma_bconf is not None:
+        gamma_bconf.save(str(potential.gamma_yaml))
     with engine_call():
-        projections = compute_B_projections(bconf, [bare(a) for a in train])
+        projections = compute_B_projections(gamma_bconf or bconf, [bare(a) for a in train])
         active_set = compute_active_set(projections, **MAXVOL)
         inverse = compute_A_active_inverse(active_set)
     save_active_inverse_set(str(potential.asi), inverse, elements_name=basis.elements_name)

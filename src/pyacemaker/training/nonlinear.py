@@ -26,12 +26,14 @@ from ase import Atoms
 
 from pyacemaker.config import TrainerConfig
 from pyacemaker.errors import CalculationFailed, EngineSetupError
+from pyacemaker.records import BasisSpec
 from pyacemaker.timing import engine_call
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.linear import (
     FitResult,
     delta_dataframe,
     fit_inputs,
+    fixed_spec,
     held_out_scores,
     load_fit,
     structure_weights,
@@ -45,6 +47,7 @@ from pyacemaker.workdir import staged_folder
 log = logging.getLogger(__name__)
 
 WORK = "pacemaker"
+NONLINEAR_MAX_FUNCTIONS = 300  # a nonlinear fit's cost grows fast with the basis (README)
 ITERATION = re.compile(r"Iteration:?\s+#(\d+)")
 
 
@@ -55,18 +58,19 @@ def tensorflow_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorpotential"))
 
 
-def pacemaker_input(elements: list[str], settings: TrainerConfig, functions_per_element: int,
+def pacemaker_input(elements: list[str], settings: TrainerConfig, spec: BasisSpec,
                     initial: Potential | None, has_test: bool) -> dict:
     """pacemaker's input.yaml as data: a two-density Finnis-Sinclair ACE, BFGS on energies and
-    forces (``settings.loss_kappa`` share of forces). With ``initial`` (a nonlinear potential),
-    the fit continues from its coefficients: grown to ``functions_per_element`` when that is
-    larger, else refitted as it is."""
+    forces (``settings.loss_kappa`` share of forces), of ``spec``'s cutoff, radial basis and size.
+    With ``initial`` (a nonlinear potential), the fit continues from its coefficients: grown to
+    ``spec``'s size when that is larger, else refitted as it is."""
+    functions_per_element = spec.functions_per_element
     potential: dict | str = {
         "deltaSplineBins": 0.001,
         "elements": elements,
         "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
                                "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": settings.cutoff,
+        "bonds": {"ALL": {"radbase": spec.radial_basis, "radparameters": [5.25], "rcut": spec.cutoff,
                           "dcut": 0.01, "NameOfCutoffFunction": "cos"}},
         "functions": {"number_of_functions_per_element": functions_per_element,
                       "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2],
@@ -153,9 +157,13 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
     from pyace import ACEBBasisSet, BBasisConfiguration
 
     start = time.perf_counter()
-    train, excluded, pruned, n_funcs = fit_inputs(train, elements, settings)
-    if initial is not None:
-        n_funcs = max(n_funcs, initial.functions_per_element)  # a warm start never shrinks
+    train, excluded, pruned = fit_inputs(train, elements, settings)
+    spec = fixed_spec(train, elements, settings, NONLINEAR_MAX_FUNCTIONS)
+    if initial is not None:  # a warm start keeps its cutoff and never shrinks
+        spec = spec.model_copy(update={"cutoff": initial.cutoff, "radial_basis": initial.radial_basis,
+                                       "functions_per_element": max(
+            spec.functions_per_element, initial.functions_per_element)})
+    n_funcs = spec.functions_per_element
     baseline = ZBLCalculator(elements, settings.zbl_inner, settings.zbl_outer)
     with staged_folder(out_dir) as staging:
         work = staging / WORK
@@ -167,7 +175,7 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
             weighted_frame(fitted_test, baseline, references)[0].to_pickle(
                 work / "test.pckl.gzip", compression="gzip")
         (work / "input.yaml").write_text(yaml.safe_dump(
-            pacemaker_input(elements, settings, n_funcs, initial, bool(fitted_test)),
+            pacemaker_input(elements, settings, spec, initial, bool(fitted_test)),
             sort_keys=False))
         log.info("pacemaker: %d functions per element, %d structures, up to %d iterations%s",
                  n_funcs, len(train), settings.nonlinear_iterations,
@@ -175,15 +183,15 @@ def fit_nonlinear_ace(train: list[Atoms], test: list[Atoms], elements: list[str]
         with engine_call():
             fitted = run_pacemaker(work, settings.timeout_s, on_iteration)
 
-        potential = Potential(folder=staging, elements=elements, cutoff=settings.cutoff,
+        potential = Potential(folder=staging, elements=elements, cutoff=spec.cutoff,
                               zbl_inner=settings.zbl_inner, zbl_outer=settings.zbl_outer,
                               reference_energies=references, functions_per_element=n_funcs,
-                              kind="nonlinear")
+                              radial_basis=spec.radial_basis, kind="nonlinear")
         write_potential_files(ACEBBasisSet(BBasisConfiguration(str(fitted))), potential, train)
         train_e, train_f = model_errors(potential, train)
         write_fit(staging, FitResult(
             n_train=len(train), n_test=len(test), n_excluded=excluded, n_pruned=pruned,
-            functions_per_element=n_funcs, seconds=time.perf_counter() - start,
+            functions_per_element=n_funcs, seconds=time.perf_counter() - start, cutoff=spec.cutoff,
             train_energy_rmse=train_e, train_force_rmse=train_f, kind="nonlinear",
             loss_kappa=settings.loss_kappa,
             **held_out_scores(potential, test, classes, settings.max_force)))

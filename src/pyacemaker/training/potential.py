@@ -26,6 +26,10 @@ class Potential(BaseModel):
     zbl_outer: float = Field(description="Angstrom")
     reference_energies: dict[str, float] = Field(description="eV per atom of each element")
     functions_per_element: int
+    radial_basis: str = Field("SBessel", description="pyace radial basis of the ACE part")
+    gamma_functions_per_element: int | None = Field(
+        None, description="size of the smaller basis (a subset of the potential's) whose active "
+        "set gives the extrapolation grade; None: the potential's own basis")
     kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
 
     @property
@@ -38,7 +42,15 @@ class Potential(BaseModel):
 
     @property
     def asi(self) -> Path:
+        """The active set (inverse) of ``gamma_yaml``'s basis."""
         return self.folder / "potential.asi"
+
+    @property
+    def gamma_yaml(self) -> Path:
+        """The B-basis the extrapolation grade is computed with: ``gamma.yaml`` (a subset of the
+        potential's functions, coefficients zero) when the potential is larger than its data
+        can give an active set for, else the potential's own ``.yaml``."""
+        return self.folder / "gamma.yaml" if self.gamma_functions_per_element else self.yaml
 
     def save(self) -> None:
         """Write ``potential.json`` (the folder itself is not stored: files travel together)."""
@@ -53,8 +65,8 @@ class Potential(BaseModel):
 
     def files(self) -> dict[str, bytes]:
         """The files a task on another machine needs, by name (the metadata, ``.yaml``,
-        ``.yace`` and ``.asi``)."""
-        paths = (self.folder / META_FILE, self.yaml, self.yace, self.asi)
+        ``.yace``, ``.asi`` and ``gamma.yaml`` when there is one)."""
+        paths = (self.folder / META_FILE, self.yaml, self.yace, self.asi, self.gamma_yaml)
         return {path.name: path.read_bytes() for path in paths if path.is_file()}
 
     @classmethod
@@ -85,8 +97,11 @@ class AceZblCalculator(Calculator):
         self.potential = potential
         with engine_call():  # pyace builds its evaluator (splines) here
             self.ace = PyACECalculator(str(potential.yaml))
+            self.grader = None  # the calculator whose results hold gamma
             if with_gamma:
-                self.ace.set_active_set(str(potential.asi))
+                separate = potential.gamma_yaml != potential.yaml
+                self.grader = PyACECalculator(str(potential.gamma_yaml)) if separate else self.ace
+                self.grader.set_active_set(str(potential.asi))
         self.zbl = ZBLCalculator(potential.elements, potential.zbl_inner, potential.zbl_outer)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
@@ -94,6 +109,8 @@ class AceZblCalculator(Calculator):
         parts = [self.ace, self.zbl]
         with engine_call():
             self.ace.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
+            if self.grader is not None and self.grader is not self.ace:
+                self.grader.calculate(self.atoms, ["energy"], all_changes)
         self.zbl.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
         offset = sum(self.potential.reference_energies[s] for s in self.atoms.get_chemical_symbols())
         energy = sum(c.results["energy"] for c in parts) + offset
@@ -102,5 +119,6 @@ class AceZblCalculator(Calculator):
             "free_energy": energy,
             "forces": sum(c.results["forces"] for c in parts),
             "stress": sum(c.results["stress"] for c in parts),
-            "gamma": np.asarray(self.ace.results.get("gamma", np.zeros(len(self.atoms)))),
+            "gamma": np.asarray(self.grader.results["gamma"]) if self.grader is not None
+            else np.zeros(len(self.atoms)),
         }

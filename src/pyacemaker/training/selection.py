@@ -58,7 +58,7 @@ def _maxvol_order(potential: Potential, structures: list[Atoms]) -> list[int]:
     logging.getLogger("pyace").setLevel(logging.WARNING)
     from pyace.aceselect import select_structures_maxvol
 
-    bconf = BBasisConfiguration(str(potential.yaml))
+    bconf = BBasisConfiguration(str(potential.gamma_yaml))
     active_inverse = load_active_inverse_set(str(potential.asi))
     active = {species: np.linalg.pinv(inv) for species, inv in active_inverse.items()}
     frame = pd.DataFrame({"ase_atoms": [bare(a) for a in structures]})

@@ -46,14 +46,19 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
         show_progress: bool = True, final: bool = True) -> tuple[Potential, FitResult]:
     """Fit ``train`` (scored on ``test``) into ``out_dir`` with ``settings.kind``; see the module
     docstring for auto, which considers a nonlinear fit only when ``final`` (the run's last
-    fit). A nonlinear fit warm-starts from ``previous`` when that is nonlinear."""
+    fit). A nonlinear fit warm-starts from ``previous`` when that is nonlinear. The cutoff and
+    radial basis left to auto are chosen in the first and the final fit and kept from
+    ``previous`` in between (each choice computes the design rows of every candidate; the size
+    is chosen in every fit, at no extra cost)."""
     classes = targets.classes if targets is not None else []
+    if previous is not None and not final:
+        settings = kept_basis(settings, previous)
     if settings.kind == "nonlinear":
         return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes)
     if settings.kind == "linear":
-        return fit_linear_ace(train, test, elements, settings, out_dir, classes)
+        return fit_linear_ace(train, test, elements, settings, out_dir, targets)
     linear_dir = out_dir.with_name(out_dir.name + ".linear")
-    linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir, classes)
+    linear = load_fit(linear_dir) or fit_linear_ace(train, test, elements, settings, linear_dir, targets)
     refused = ("targets met" if _meets(linear[1], targets) else
                "not the run's last fit" if not final else nonlinear_refused(train))
     if refused:
@@ -74,6 +79,12 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     for folder in (linear_dir, nonlinear_dir):  # this function's own fit folders, one published
         shutil.rmtree(folder)
     return load_fit(out_dir)
+
+
+def kept_basis(settings: TrainerConfig, previous: Potential) -> TrainerConfig:
+    """``settings`` with ``previous``'s cutoff and radial basis where they are auto."""
+    keep = {"cutoff": previous.cutoff, "radial_basis": previous.radial_basis}
+    return settings.model_copy(update={k: v for k, v in keep.items() if getattr(settings, k) == "auto"})
 
 
 @dataclass
