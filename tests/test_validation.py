@@ -233,8 +233,8 @@ def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypa
     built: list[CountingEMT] = []
     monkeypatch.setattr(run, "cheap_oracle", lambda settings: built.append(CountingEMT()) or built[-1])
     config = Config(composition="Cu", workdir=tmp_path, oracle=OracleConfig(engine="emt"),
-                    validation=ValidationConfig(phonon_min_width=5.0))
-    fcc = bulk("Cu", "fcc", a=3.6)
+                    validation=ValidationConfig(phonon_min_width=5.0, large_cell=False))
+    fcc = bulk("Cu", "fcc", a=3.6)  # the large cell's oracle MD: tests/test_large_cell.py
     first = run.run_reference(fcc, config, tmp_path, show_progress=False)
     assert len(built) == 1 and built[0].calls > 20
     assert (tmp_path / "validation" / "oracle_reference.json").is_file()

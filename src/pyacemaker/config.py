@@ -466,6 +466,18 @@ class ValidationConfig(_Model):
         0.5, gt=0, description="THz; largest RMS difference of the phonon frequencies from the "
         "oracle's over the q mesh (cheap oracles only)"
     )
+    large_cell: bool | None = Field(
+        None, description="test the potential on MD frames of a large cell (every width over twice "
+        "the cutoff) labelled by the oracle itself, outside the dataset and the label budget; "
+        "default: on with a cheap oracle (a calculator engine), off with DFT, where it cannot run "
+        "(the report says so)"
+    )
+    large_cell_frames: int = Field(8, ge=1, le=100, description="MD frames of the large-cell test "
+                                   "(10 MD steps apart, after 60 steps of equilibration)")
+    large_cell_temperature: float | None = Field(
+        None, gt=0, description="K; Langevin temperature of the large-cell MD; default: 0.3 of the "
+        "estimated melting point, to 50 K (TiO2: 600 K, Cu: 400 K)"
+    )
 
 
 class Config(_Model):

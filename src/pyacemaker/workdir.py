@@ -13,6 +13,7 @@ Workdir layout (``RunPaths`` names every entry; runs resume from it, so names ne
     potential/             copy of the latest potential
     validation_report.html the latest potential's report
     validation/oracle_reference.json  the oracle's side of the validation (cache)
+    validation/large_cell.extxyz      the oracle's MD frames of a large cell (test only, cache)
     parsl/                 Parsl's logs and batch scripts (executor: parsl)
     run.log                the log of every session
 
@@ -56,6 +57,7 @@ VALIDATION = "validation"
 DFT = "dft"
 PARSL = "parsl"
 REFERENCE_FILE = "oracle_reference.json"
+LARGE_CELL_FILE = "large_cell.extxyz"
 
 STAGING_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
@@ -120,6 +122,11 @@ class RunPaths:
     def reference(self) -> Path:
         """The cached oracle side of the validation (JSON)."""
         return self.workdir / VALIDATION / REFERENCE_FILE
+
+    @property
+    def large_cell(self) -> Path:
+        """The cached large-cell MD frames of the validation (extxyz)."""
+        return self.workdir / VALIDATION / LARGE_CELL_FILE
 
     @property
     def iterations(self) -> Path:

@@ -24,6 +24,7 @@ from pyacemaker.structures import standardized
 from pyacemaker.structures.seeds import read_structure_file
 from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
+from pyacemaker.validation.large_cell import large_cell_frames
 from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
 from pyacemaker.workdir import RunPaths, write_file
@@ -115,15 +116,21 @@ def run_reference(structure: Atoms, config: Config, workdir: Path,
 def validate_in_run(potential: Potential, config: Config, workdir: Path,
                     structure: Atoms | None = None, show_progress: bool = True) -> ValidationResult:
     """Validate ``potential`` with the run in ``workdir``: its held-out structures, targets,
-    history and stop reason, and, when the oracle is cheap, the oracle's own results (cached)."""
+    history and stop reason, and, when the oracle is cheap, the oracle's own results and its MD
+    frames of a large cell (from the oracle's relaxed structure when there is one; both cached)."""
     state = WorkflowState.load(workdir)
     held_out = Dataset(RunPaths(workdir).dataset, config.trainer.test_fraction).labelled("test")
     structure = structure if structure is not None else run_structure(config, workdir)
     reference = run_reference(structure, config, workdir, show_progress)
+    large_cell = large_cell_frames(
+        reference.structure.atoms() if reference and reference.structure else structure,
+        potential.cutoff, config.validation, config.oracle, lambda: cheap_oracle(config.oracle),
+        RunPaths(workdir).large_cell, config.exploration.md_timestep_fs, show_progress)
     result = validate(potential, structure, config.validation, config.targets, held_out,
                       gamma_limit=config.exploration.gamma_collect, show_progress=show_progress,
                       reference=reference, oracle_name=config.oracle.engine,
-                      max_force=config.trainer.max_force, composition=config.composition)
+                      max_force=config.trainer.max_force, composition=config.composition,
+                      large_cell=large_cell)
     return result.model_copy(update={
         "history": [r.model_dump(mode="json") for r in sorted(state.history, key=lambda r: r.iteration)],
         "stop_reason": state.stop_reason})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,6 +30,7 @@ from pyacemaker.validation.check import Check
 from pyacemaker.validation.compare import OracleComparison
 from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
 from pyacemaker.validation.eos import EosResult, equation_of_state
+from pyacemaker.validation.large_cell import LargeCellResult, grade_large_cell
 from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
 from pyacemaker.validation.reference import (
     COMPUTATION_ERRORS,
@@ -67,6 +68,8 @@ class ValidationResult(BaseModel):
     checks: list[Check]
     structure: StructureSummary | None = None
     metrics: HeldOutMetrics | None = None
+    large_cell: LargeCellResult | None = Field(
+        None, description="errors on the oracle's MD frames of a cell wider than twice the cutoff")
     eos: EosResult | None = None
     eos_oracle: EosResult | None = Field(None, description="the oracle's, around its own minimum")
     elastic: ElasticResult | None = None
@@ -85,7 +88,8 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
              oracle: Calculator | None = None, gamma_limit: float = 5.0,
              show_progress: bool = True, reference: OracleReference | None = None,
              max_force: float | None = None, oracle_name: str | None = None,
-             composition: str | None = None) -> ValidationResult:
+             composition: str | None = None,
+             large_cell: Sequence[Atoms] | str | None = None) -> ValidationResult:
     """Grade ``potential`` on ``held_out`` labelled structures and on ``structure`` (relaxed
     lattice, equation of state, elastic tensor and Born stability, phonons).
 
@@ -96,6 +100,9 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
     held-out targets apply to ``targets.classes``; structures whose reference forces exceed
     ``max_force`` (eV/Angstrom, the fit's limit) are scored apart. ``composition`` names the
     system in the report (e.g. the run's "TiO2"); default: ``structure``'s reduced formula.
+    ``large_cell`` holds the oracle's labelled MD frames of a large cell
+    (``large_cell.large_cell_frames``), graded against the held-out targets, or why there are
+    none (the large-cell checks are then n/a); None leaves the test out.
     """
     start = time.perf_counter()
     calc = potential.calculator(with_gamma=True)
@@ -112,6 +119,9 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
         out["metrics"] = held_out_metrics(list(held_out), calc, targets.classes if targets else (),
                                           max_force)
         checks += _accuracy_checks(out["metrics"], targets)
+        if large_cell is not None:
+            out["large_cell"], found = grade_large_cell(large_cell, calc, potential.cutoff, targets)
+            checks += found
         initial = structure
         if reference is not None and reference.structure is not None:
             initial = reference.structure.atoms()  # both relax in the same basin: the oracle's
