@@ -13,6 +13,7 @@ Workdir layout (``RunPaths`` names every entry; runs resume from it, so names ne
     potential/             copy of the latest potential
     validation_report.html the latest potential's report
     validation/oracle_reference.json  the oracle's side of the validation (cache)
+    validation/locality.json          the oracle's locality probe (cache)
     parsl/                 Parsl's logs and batch scripts (executor: parsl)
     run.log                the log of every session
 
@@ -56,6 +57,7 @@ VALIDATION = "validation"
 DFT = "dft"
 PARSL = "parsl"
 REFERENCE_FILE = "oracle_reference.json"
+LOCALITY_FILE = "locality.json"
 
 STAGING_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
@@ -120,6 +122,11 @@ class RunPaths:
     def reference(self) -> Path:
         """The cached oracle side of the validation (JSON)."""
         return self.workdir / VALIDATION / REFERENCE_FILE
+
+    @property
+    def locality(self) -> Path:
+        """The cached locality probe of the oracle (JSON)."""
+        return self.workdir / VALIDATION / LOCALITY_FILE
 
     @property
     def iterations(self) -> Path:
