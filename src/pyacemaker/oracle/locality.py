@@ -48,7 +48,7 @@ class LocalitySettings(BaseModel):
                                                  "Angstrom")
     max_atoms: int = Field(1000, ge=1, description="largest supercell; radii above the cutoff "
                                                    "that would need more are left out")
-    seed: int = Field(0, description="seed of the rattles")
+    seed: int = Field(0, ge=0, description="seed of the rattles")
 
 
 class LocalityProbe(BaseModel):
@@ -182,39 +182,49 @@ def probe_locality(structure: Atoms, oracle: BaseCalculator | Oracle, cutoff: fl
     start = time.perf_counter()
     radii = fitting_radii(structure, probe_radii(cutoff, settings), cutoff, settings)
     cell, matrix = probe_cell(structure, radii[-1], settings.margin)
-    ideal = cell.positions.copy()
     centres = central_atoms(cell, settings.centres)
-    draws = [(element, c, k) for element, group in centres.items() for c in group
-             for k in range(settings.redraws)]
-    total, done = 1 + len(radii) * len(draws), 0
-    forces = force_function(oracle)
-    base = np.random.default_rng([settings.seed]).normal(0.0, settings.rattle, ideal.shape)
-    cell.positions = ideal + base
-    reference = forces(cell)
-    done += 1
-    if progress:
-        progress(done, total)
-    changes: dict[float, dict[str, list[np.ndarray]]] = {r: {e: [] for e in centres} for r in radii}
-    for element, c, k in draws:
-        fresh = np.random.default_rng([settings.seed, c, k + 1]).normal(0.0, settings.rattle, ideal.shape)
-        distance = _ideal_distances(cell, ideal, c)
-        for r in radii:
-            outer = distance > r
-            moved = cell.copy()
-            moved.positions = ideal + np.where(outer[:, None], fresh, base)
-            changes[r][element].append(forces(moved)[c] - reference[c])
-            done += 1
-            if progress:
-                progress(done, total)
+    total = 1 + len(radii) * sum(map(len, centres.values())) * settings.redraws
+    calls = 0
+    compute = force_function(oracle)
+
+    def forces(atoms: Atoms) -> np.ndarray:
+        nonlocal calls
+        out = compute(atoms)
+        calls += 1
+        if progress:
+            progress(calls, total)
+        return out
+
+    changes = force_changes(cell, centres, radii, settings, forces)
     spread = [_rms([d for group in changes[r].values() for d in group]) for r in radii]
     return LocalityProbe(
         oracle=oracle_name, cutoff=cutoff, radii=radii, force_spread=spread,
         force_spread_by_element={e: [_rms(changes[r][e]) for r in radii] for e in centres},
         floor=[s / math.sqrt(2) for s in spread], n_atoms=len(cell), supercell_matrix=matrix,
-        n_calls=done, seconds=time.perf_counter() - start, settings=settings)
+        n_calls=calls, seconds=time.perf_counter() - start, settings=settings)
 
 
-def _ideal_distances(cell: Atoms, ideal: np.ndarray, centre: int) -> np.ndarray:
-    """Minimum-image distances of every atom's unrattled position from ``centre``'s, Angstrom."""
-    lattice = Atoms(cell.numbers, ideal, cell=cell.cell, pbc=True)
-    return lattice.get_distances(centre, range(len(lattice)), mic=True)
+def force_changes(cell: Atoms, centres: dict[str, list[int]], radii: list[float],
+                  settings: LocalitySettings, forces: Forces) -> dict[float, dict[str, list[np.ndarray]]]:
+    """Per radius and element, the force changes (eV/Angstrom, [3] each) of the ``centres`` of
+    the unrattled supercell ``cell`` when the atoms beyond the radius get a fresh rattle."""
+    ideal = cell.positions
+    base = np.random.default_rng([settings.seed]).normal(0.0, settings.rattle, ideal.shape)
+    reference = forces(_displaced(cell, base))
+    changes: dict[float, dict[str, list[np.ndarray]]] = {r: {e: [] for e in centres} for r in radii}
+    for element, group in centres.items():
+        for c, k in ((c, k) for c in group for k in range(settings.redraws)):
+            fresh = np.random.default_rng([settings.seed, c, k + 1]).normal(0.0, settings.rattle,
+                                                                             ideal.shape)
+            distance = cell.get_distances(c, range(len(cell)), mic=True)
+            for r in radii:
+                moved = np.where((distance > r)[:, None], fresh, base)
+                changes[r][element].append(forces(_displaced(cell, moved))[c] - reference[c])
+    return changes
+
+
+def _displaced(cell: Atoms, displacements: np.ndarray) -> Atoms:
+    """A copy of ``cell`` with its atoms displaced by ``displacements`` (Angstrom, [n][3])."""
+    out = cell.copy()
+    out.positions = cell.positions + displacements
+    return out
