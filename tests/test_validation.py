@@ -16,7 +16,7 @@ from ase.units import GPa
 from typer.testing import CliRunner
 
 from pyacemaker.cli import app
-from pyacemaker.config import Config, OracleConfig, TargetsConfig, ValidationConfig
+from pyacemaker.config import Config, OracleConfig, TargetsConfig, TrainerConfig, ValidationConfig
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation import run
 from pyacemaker.validation.compare import phonon_check
@@ -233,7 +233,8 @@ def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypa
     built: list[CountingEMT] = []
     monkeypatch.setattr(run, "cheap_oracle", lambda settings: built.append(CountingEMT()) or built[-1])
     config = Config(composition="Cu", workdir=tmp_path, oracle=OracleConfig(engine="emt"),
-                    validation=ValidationConfig(phonon_min_width=5.0, large_cell=False))
+                    validation=ValidationConfig(phonon_min_width=5.0, large_cell=False),
+                    trainer=TrainerConfig(cutoff=4.0))
     fcc = bulk("Cu", "fcc", a=3.6)  # the large cell's oracle MD: tests/test_large_cell.py
     first = run.run_reference(fcc, config, tmp_path, show_progress=False)
     assert len(built) == 1 and built[0].calls > 20
@@ -245,6 +246,9 @@ def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypa
     potential, _, _ = copper_fit
     result = run.validate_in_run(potential, config, tmp_path, fcc, show_progress=False)
     assert len(built) == 1 and result.oracle_reference == first and result.oracle == "emt"
+    assert result.locality.radii == [3.0, 4.0, 5.0] and result.locality.oracle == "emt"
+    assert (tmp_path / "validation" / "locality.json").is_file()  # a diagnostic, not a check:
+    assert not any("locality" in c.name for c in result.checks)
     assert result.composition == config.composition
     assert checks(result)["lattice vs oracle"] is True
     strained = bulk("Cu", "fcc", a=3.65)  # another structure: computed again

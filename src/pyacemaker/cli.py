@@ -210,9 +210,13 @@ def validate(
 @app.command()
 def doctor(
     check: Annotated[bool, typer.Option("--check", help="only report; build nothing")] = False,
-    config: Annotated[Path | None, typer.Option(help="also check this run's LAMMPS command")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="also check this run's LAMMPS command and probe its oracle's locality")] = None,
+    locality: Annotated[bool, typer.Option(
+        "--locality", help="probe the locality of a DFT oracle too (many labels of a large cell)")] = False,
 ) -> None:
-    """Check the engines on this machine; build the LAMMPS ML-PACE plugin if it is missing."""
+    """Check the engines on this machine; build the LAMMPS ML-PACE plugin if it is missing.
+    With --config, also measure how far the oracle's forces reach beyond the cutoff."""
     import time
 
     from rich.table import Table
@@ -228,23 +232,52 @@ def doctor(
             status.update(f"ML-PACE plugin: {text} ({time.monotonic() - start:.0f} s so far)")
 
         results.append(checks.mlpace_plugin(build=not check, step=step))
+    settings = None
     if config is not None:
         from pyacemaker.resolve import load_config
 
         try:
-            command = load_config(config).dynamics.lammps_command
+            settings = load_config(config)
         except PyacemakerError as err:
             raise _fail(err) from None
-        if command:
-            results.append(checks.lammps_command(command))
+        if settings.dynamics.lammps_command:
+            results.append(checks.lammps_command(settings.dynamics.lammps_command))
     table = Table("component", "", "detail", title="pyacemaker doctor")
     table.columns[2].overflow = "fold"
     for r in results:
         mark = "[green]ok[/]" if r.ok else ("[red]missing[/]" if r.required else "[yellow]--[/]")
         table.add_row(r.name, mark, r.detail)
     console.print(table)
+    if settings is not None:
+        _probe_locality(settings, config, locality)
     if not all(r.ok for r in results if r.required):
         raise typer.Exit(1)
+
+
+def _probe_locality(settings: Config, config: Path, expensive: bool) -> None:
+    """``doctor --config``: the oracle's locality probe (cached in the workdir) as a table and
+    its meaning at the cutoff; a DFT oracle only when ``expensive``."""
+    from pyacemaker.oracle.locality import LocalitySettings, probe_calls
+    from pyacemaker.progress import progress_bar, task_callback
+    from pyacemaker.validation.locality import locality_table, run_locality
+    from pyacemaker.validation.run import run_structure
+
+    if not (find_engine(settings.oracle.engine).cheap or expensive):
+        calls = probe_calls(len(settings.elements), settings.trainer.cutoff, LocalitySettings())
+        console.print(f"oracle locality: not probed ({settings.oracle.engine} labels take minutes "
+                      f"each and the probe labels a cell of hundreds of atoms {calls} times); "
+                      f"request it with [bold]pyacemaker doctor --config {config} --locality[/]")
+        return
+    try:
+        structure = run_structure(settings, settings.workdir)
+        with progress_bar(transient=True) as progress:
+            probe = run_locality(structure, settings, settings.workdir, expensive=expensive,
+                                 progress=task_callback(progress, "oracle's locality"))
+    except PyacemakerError as err:
+        raise _fail(err) from None
+    console.print(locality_table(probe))
+    console.print(f"oracle locality (a diagnostic, not a check): {probe.sentence()}",
+                  highlight=False, soft_wrap=True)
 
 
 def with_budget(settings: Config, max_iterations: int | None, max_labels: int | None) -> Config:

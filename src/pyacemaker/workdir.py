@@ -14,6 +14,7 @@ Workdir layout (``RunPaths`` names every entry; runs resume from it, so names ne
     validation_report.html the latest potential's report
     validation/oracle_reference.json  the oracle's side of the validation (cache)
     validation/large_cell.extxyz      the oracle's MD frames of a large cell (test only, cache)
+    validation/locality.json          the oracle's locality probe (cache)
     parsl/                 Parsl's logs and batch scripts (executor: parsl)
     run.log                the log of every session
 
@@ -58,6 +59,7 @@ DFT = "dft"
 PARSL = "parsl"
 REFERENCE_FILE = "oracle_reference.json"
 LARGE_CELL_FILE = "large_cell.extxyz"
+LOCALITY_FILE = "locality.json"
 
 STAGING_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
@@ -127,6 +129,9 @@ class RunPaths:
     def large_cell(self) -> Path:
         """The cached large-cell MD frames of the validation (extxyz)."""
         return self.workdir / VALIDATION / LARGE_CELL_FILE
+    def locality(self) -> Path:
+        """The cached locality probe of the oracle (JSON)."""
+        return self.workdir / VALIDATION / LOCALITY_FILE
 
     @property
     def iterations(self) -> Path:

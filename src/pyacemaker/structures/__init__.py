@@ -33,6 +33,13 @@ def voigt_strained(atoms: Atoms, component: int, value: float) -> Atoms:
     return out
 
 
+def supercell_matrix(atoms: Atoms, min_width: float) -> list[list[int]]:
+    """Diagonal supercell matrix whose three face-to-face widths are all >= ``min_width`` (Angstrom)."""
+    inverse_widths = np.linalg.norm(atoms.cell.reciprocal(), axis=1)  # 1/Angstrom, no 2*pi
+    n = np.maximum(1, np.ceil(min_width * inverse_widths - 1e-8)).astype(int)
+    return np.diag(n).tolist()
+
+
 def standardized(atoms: Atoms, to_primitive: bool) -> Atoms | None:
     """spglib's standardized primitive or conventional cell (positions not idealized), or
     ``None`` when spglib finds no symmetry."""

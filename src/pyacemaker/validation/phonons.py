@@ -15,6 +15,7 @@ from phonopy.structure.cells import PrimitiveMatrixAutoDefaultWarning
 from pydantic import BaseModel, Field
 
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.structures import supercell_matrix
 
 GREEK = {"GAMMA": "Γ", "SIGMA": "Σ", "DELTA": "Δ", "LAMBDA": "Λ"}
 MAX_REPORTED = 10
@@ -57,13 +58,6 @@ class PhononResult(BaseModel):
     mesh_weights: list[int] = Field(default_factory=list, description="Multiplicity of each mesh q-point.")
     mesh_frequencies_thz: list[list[float]] = Field(
         default_factory=list, description="Frequencies at the mesh q-points in THz, [n_q][n_bands].")
-
-
-def supercell_matrix(atoms: Atoms, min_width: float) -> list[list[int]]:
-    """Diagonal supercell matrix whose three face-to-face widths are all >= ``min_width`` (Angstrom)."""
-    inverse_widths = np.linalg.norm(atoms.cell.reciprocal(), axis=1)  # 1/Angstrom, no 2*pi
-    n = np.maximum(1, np.ceil(min_width * inverse_widths - 1e-8)).astype(int)
-    return np.diag(n).tolist()
 
 
 def _to_phonopy(atoms: Atoms) -> PhonopyAtoms:

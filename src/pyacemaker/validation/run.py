@@ -15,16 +15,18 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ValidationError
 
+from pyacemaker.composition import parse_composition
 from pyacemaker.config import Config, OracleConfig, ValidationConfig
 from pyacemaker.dataset import Dataset
 from pyacemaker.oracle.registry import find_engine
 from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.state import WorkflowState
 from pyacemaker.structures import standardized
-from pyacemaker.structures.seeds import read_structure_file
+from pyacemaker.structures.seeds import read_structure_file, seed_structures
 from pyacemaker.timing import engine_call
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation.large_cell import large_cell_frames
+from pyacemaker.validation.locality import locality_or_none
 from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
 from pyacemaker.workdir import RunPaths, write_file
@@ -64,11 +66,17 @@ def read_test_structure(path: Path, elements: list[str], field: str) -> Atoms:
 
 def run_structure(config: Config, workdir: Path) -> Atoms:
     """The structure a run validates on: ``validation.structure``, else its first seed in the
-    primitive cell."""
+    primitive cell (built from the config when ``workdir`` holds no seeds yet)."""
     if config.validation.structure is not None:
         return read_test_structure(config.validation.structure, config.elements,
                                    "validation.structure")
-    seed = ase.io.read(RunPaths(workdir).seeds, index=0, format="extxyz")
+    seeds = RunPaths(workdir).seeds
+    if seeds.is_file():
+        seed = ase.io.read(seeds, index=0, format="extxyz")
+    else:  # no run yet (doctor): the first seed the run will build
+        origin, seed = seed_structures(parse_composition(config.composition), config.seeds,
+                                       config.exploration.random_seed)[0]
+        seed.info["origin"] = origin
     primitive = standardized(seed, to_primitive=True) or seed
     primitive.info["origin"] = seed.info.get("origin", "seed")
     return primitive
@@ -116,8 +124,9 @@ def run_reference(structure: Atoms, config: Config, workdir: Path,
 def validate_in_run(potential: Potential, config: Config, workdir: Path,
                     structure: Atoms | None = None, show_progress: bool = True) -> ValidationResult:
     """Validate ``potential`` with the run in ``workdir``: its held-out structures, targets,
-    history and stop reason, and, when the oracle is cheap, the oracle's own results and its MD
-    frames of a large cell (from the oracle's relaxed structure when there is one; both cached)."""
+    history and stop reason, and, when the oracle is cheap, the oracle's own results, its MD
+    frames of a large cell (from the oracle's relaxed structure when there is one) and its
+    locality probe (all cached)."""
     state = WorkflowState.load(workdir)
     held_out = Dataset(RunPaths(workdir).dataset, config.trainer.test_fraction).labelled("test")
     structure = structure if structure is not None else run_structure(config, workdir)
@@ -126,6 +135,9 @@ def validate_in_run(potential: Potential, config: Config, workdir: Path,
         reference.structure.atoms() if reference and reference.structure else structure,
         potential.cutoff, config.validation, config.oracle, lambda: cheap_oracle(config.oracle),
         RunPaths(workdir).large_cell, config.exploration.md_timestep_fs, show_progress)
+    with progress_bar(show_progress, transient=True) as progress:
+        locality = locality_or_none(structure, config, workdir,
+                                    task_callback(progress, "oracle's locality"))
     result = validate(potential, structure, config.validation, config.targets, held_out,
                       gamma_limit=config.exploration.gamma_collect, show_progress=show_progress,
                       reference=reference, oracle_name=config.oracle.engine,
@@ -133,7 +145,7 @@ def validate_in_run(potential: Potential, config: Config, workdir: Path,
                       large_cell=large_cell)
     return result.model_copy(update={
         "history": [r.model_dump(mode="json") for r in sorted(state.history, key=lambda r: r.iteration)],
-        "stop_reason": state.stop_reason})
+        "stop_reason": state.stop_reason, "locality": locality})
 
 
 def find_run(potential_folder: Path) -> Path | None:

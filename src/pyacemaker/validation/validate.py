@@ -21,6 +21,7 @@ from phonopy import Phonopy
 from pydantic import BaseModel, Field
 
 from pyacemaker.config import TargetsConfig, ValidationConfig
+from pyacemaker.oracle.locality import LocalityProbe
 from pyacemaker.oracle.registry import engine_names
 from pyacemaker.progress import progress_bar, task_callback
 from pyacemaker.training.metrics import HeldOutMetrics, held_out_metrics
@@ -80,6 +81,8 @@ class ValidationResult(BaseModel):
     comparison: OracleComparison | None = Field(
         None, description="potential against oracle: lattice, elastic constants, phonon deviation")
     history: list[dict[str, Any]] = Field(default_factory=list, description="the run's iterations")
+    locality: LocalityProbe | None = Field(
+        None, description="the oracle's locality probe (a diagnostic, never a check)")
     stop_reason: str | None = None
 
 
