@@ -11,6 +11,7 @@ from pyacemaker.validation.check import Check
 from pyacemaker.validation.elastic import ElasticResult
 from pyacemaker.validation.eos import EosResult
 from pyacemaker.validation.phonons import PhononResult, frequencies_at, imaginary_rows, reciprocal_cell
+from pyacemaker.validation.reach import ReachLimited
 from pyacemaker.validation.reference import RelaxedStructure
 
 LATTICE_NAMES = ["a", "b", "c", "volume"]
@@ -63,7 +64,10 @@ class OracleComparison(BaseModel):
 
     lattice: LatticeComparison | None = None
     elastic: ElasticComparison | None = None
-    phonons: PhononDeviation | None = None
+    phonons: PhononDeviation | None = Field(None, description="the graded one: against the oracle "
+                                           "restricted to the potential's reach when known")
+    phonons_full: PhononDeviation | None = Field(None, description="against the full oracle (shown)")
+    phonon_reach: ReachLimited | None = Field(None, description="the oracle restricted to the reach")
 
 
 def compare_lattice(potential: RelaxedStructure, oracle: RelaxedStructure) -> LatticeComparison:
@@ -192,25 +196,66 @@ def phonon_check(potential: PhononResult, oracle: PhononResult, deviation: Phono
     """Passes when the potential reaches the oracle's own verdict (both stable, or both unstable
     with the oracle's worst q-point imaginary for the potential too) and the mesh RMS deviation
     is within ``rms_tolerance`` (THz)."""
-    if oracle.stable and potential.stable:
-        agree, verdict = True, "stable, as the oracle"
-    elif oracle.stable:
-        agree, verdict = False, f"imaginary at {_imaginary(potential)}, where the oracle is stable"
-    else:
-        q = _q(deviation.oracle_worst_q)
-        agree = bool(deviation.potential_imaginary_at_oracle_worst) and not potential.stable
-        verdict = (f"{'unstable like' if agree else 'NOT unstable like'} the oracle at q = {q}: "
-                   f"oracle {deviation.oracle_worst_thz:.2f}, potential "
-                   f"{deviation.potential_at_oracle_worst_thz:.2f} THz")
+    agree, verdict = _verdict(potential, oracle, deviation)
     rms_ok = deviation.mesh_rms_thz <= rms_tolerance
     return Check(
         name="phonons", passed=agree and rms_ok,
         value=f"RMS {deviation.mesh_rms_thz:.2f} THz from the oracle; lowest "
               f"{potential.min_frequency_thz:.2f} THz",
         threshold=f"the oracle's verdict; mesh RMS ≤ {rms_tolerance:g} THz",
-        detail=f"{verdict}; {'' if rms_ok else 'RMS above the tolerance; '}mesh max "
-               f"{deviation.mesh_max_thz:.2f} THz, path RMS {deviation.path_rms_thz:.2f} / max "
-               f"{deviation.path_max_thz:.2f} THz (imaginary below −{potential.tolerance_thz:g} THz)")
+        detail=f"{verdict}; {'' if rms_ok else 'RMS above the tolerance; '}{_spread(potential, deviation)}")
+
+
+def reach_phonon_check(potential: PhononResult, full: PhononResult, reach: ReachLimited,
+                       deviation: PhononDeviation, full_deviation: PhononDeviation,
+                       rms_tolerance: float) -> Check:
+    """Grades the potential against the oracle restricted to its reach (``reach.phonons``, with
+    ``deviation``) as :func:`phonon_check` does, and shows the deviation from the ``full`` oracle
+    (``full_deviation``) and the long-range part beside it. An instability of the full oracle that
+    the restricted one lacks lives beyond the cutoff: no local potential can earn it, so the check
+    is then n/a (``passed`` None) unless the RMS from the restricted oracle already fails it."""
+    local = reach.phonons
+    beyond = not full.stable and local.stable
+    if beyond:
+        q, worst = full.imaginary[0]
+        agree, verdict = True, (
+            f"beyond the cutoff: the oracle is unstable at q = {_q(q)} ({worst:.2f} THz) only with "
+            f"its force constants beyond {reach.radius:g} Å; within them it is stable (lowest "
+            f"{local.min_frequency_thz:.2f} THz); the potential's lowest is "
+            f"{potential.min_frequency_thz:.2f} THz")
+    else:
+        agree, verdict = _verdict(potential, local, deviation)
+    rms_ok = deviation.mesh_rms_thz <= rms_tolerance
+    removed = (f"{reach.removed_pairs} force-constant blocks beyond {reach.radius:g} Å zeroed"
+               if reach.removed_pairs else
+               f"nothing beyond {reach.radius:g} Å in the oracle's supercell (it reaches "
+               f"{reach.supercell_reach:.1f} Å; a wider validation.phonon_min_width shows more)")
+    return Check(
+        name="phonons", passed=(None if beyond else True) if agree and rms_ok else False,
+        value=f"RMS {deviation.mesh_rms_thz:.2f} THz from the oracle within {reach.radius:g} Å; "
+              f"{full_deviation.mesh_rms_thz:.2f} from the full oracle, whose long-range part is "
+              f"{reach.long_range_rms_thz:.2f}; lowest {potential.min_frequency_thz:.2f} THz",
+        threshold=f"the oracle's verdict within {reach.radius:g} Å; mesh RMS ≤ {rms_tolerance:g} THz",
+        detail=f"{verdict}; {'' if rms_ok else 'RMS above the tolerance; '}{removed}; "
+               f"{_spread(potential, deviation)}")
+
+
+def _verdict(potential: PhononResult, oracle: PhononResult, deviation: PhononDeviation) -> tuple[bool, str]:
+    """Whether the potential reaches the oracle's stability verdict, and how it reads."""
+    if oracle.stable and potential.stable:
+        return True, "stable, as the oracle"
+    if oracle.stable:
+        return False, f"imaginary at {_imaginary(potential)}, where the oracle is stable"
+    q = _q(deviation.oracle_worst_q)
+    agree = bool(deviation.potential_imaginary_at_oracle_worst) and not potential.stable
+    return agree, (f"{'unstable like' if agree else 'NOT unstable like'} the oracle at q = {q}: "
+                   f"oracle {deviation.oracle_worst_thz:.2f}, potential "
+                   f"{deviation.potential_at_oracle_worst_thz:.2f} THz")
+
+
+def _spread(potential: PhononResult, deviation: PhononDeviation) -> str:
+    return (f"mesh max {deviation.mesh_max_thz:.2f} THz, path RMS {deviation.path_rms_thz:.2f} / max "
+            f"{deviation.path_max_thz:.2f} THz (imaginary below −{potential.tolerance_thz:g} THz)")
 
 
 def own_phonon_check(result: PhononResult, note: str = "") -> Check:

@@ -65,22 +65,37 @@ def _to_phonopy(atoms: Atoms) -> PhonopyAtoms:
                         scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())
 
 
+def phonopy_model(atoms: Atoms, supercell: list[list[int]]) -> Phonopy:
+    """An empty phonopy model of ``atoms`` (never modified) on the 3x3 ``supercell`` matrix;
+    phonopy finds the primitive cell (``"auto"``)."""
+    with warnings.catch_warnings():  # phonopy 4 warns that "auto" differs from v3; we chose it
+        warnings.simplefilter("ignore", PrimitiveMatrixAutoDefaultWarning)
+        return Phonopy(_to_phonopy(atoms), supercell_matrix=supercell, primitive_matrix="auto")
+
+
+def produce_force_constants(phonon: Phonopy) -> Phonopy:
+    """``phonon`` with symmetrised force constants from the forces of its displacement dataset
+    (changed in place and returned)."""
+    phonon.produce_force_constants(show_drift=False)
+    phonon.symmetrize_force_constants(show_drift=False)
+    return phonon
+
+
 def force_constants(atoms: Atoms, calc: Calculator, supercell: list[list[int]], displacement: float,
                     progress: Callable[[int, int], None] | None = None) -> Phonopy:
     """A phonopy model of ``atoms`` with symmetrised force constants from ``calc``'s forces.
 
     ``supercell`` is the 3x3 supercell matrix on the unit cell, ``displacement`` the finite
     displacement amplitude in Angstrom; ``progress(done, total)`` is called after each displaced
-    supercell. ``atoms`` is never modified; phonopy finds the primitive cell (``"auto"``).
+    supercell. ``atoms`` is never modified; phonopy finds the primitive cell (``"auto"``). The
+    displaced atoms and their supercell forces stay in the model's ``dataset``.
 
     Raises
     ------
     CalculationFailed
         When the calculator returns non-finite forces.
     """
-    with warnings.catch_warnings():  # phonopy 4 warns that "auto" differs from v3; we chose it
-        warnings.simplefilter("ignore", PrimitiveMatrixAutoDefaultWarning)
-        phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=supercell, primitive_matrix="auto")
+    phonon = phonopy_model(atoms, supercell)
     phonon.generate_displacements(distance=displacement)
     cells = phonon.supercells_with_displacements
     forces = []
@@ -95,9 +110,7 @@ def force_constants(atoms: Atoms, calc: Calculator, supercell: list[list[int]], 
         if progress is not None:
             progress(i + 1, len(cells))
     phonon.forces = np.array(forces)
-    phonon.produce_force_constants()
-    phonon.symmetrize_force_constants()
-    return phonon
+    return produce_force_constants(phonon)
 
 
 def seekpath_path(phonon: Phonopy) -> tuple[list[list[list[float]]], list[list[str]]]:

@@ -21,7 +21,8 @@ from pyacemaker.config import ValidationConfig
 from pyacemaker.errors import CalculationFailed
 from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elastic_tensor
 from pyacemaker.validation.eos import EosResult, equation_of_state
-from pyacemaker.validation.phonons import PhononResult, phonons
+from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
+from pyacemaker.validation.reach import DisplacementForces
 from pyacemaker.validation.relax import relaxed
 
 # what a calculation that cannot be completed raises; anything else is a bug and propagates
@@ -64,6 +65,9 @@ class OracleReference(BaseModel):
     eos: EosResult | None = Field(None, description="Birch-Murnaghan fit around the oracle's minimum")
     elastic: ElasticResult | None = Field(None, description="elastic tensor at the oracle's minimum")
     phonons: PhononResult | None = Field(None, description="phonons at the oracle's minimum")
+    phonon_forces: DisplacementForces | None = Field(
+        None, description="the oracle's displaced supercells and forces behind ``phonons``: its force "
+                          "constants, e.g. restricted to a potential's reach, without new force calls")
     failures: dict[str, str] = Field(default_factory=dict, description="stage (relaxation, equation "
                                      "of state, elastic constants, phonons) -> why it failed")
     seconds: float = Field(0.0, description="wall time of the oracle's calculations, s")
@@ -99,9 +103,9 @@ def oracle_reference(structure: Atoms, oracle: Calculator, settings: ValidationC
             ground, oracle, settings.eos_max_strain, progress))
         out["elastic"] = attempt("elastic constants", lambda progress: elastic_tensor(
             ground, oracle, strains=elastic_strains(settings.elastic_strain), progress=progress))
-        out["phonons"] = attempt("phonons", lambda progress: phonons(
-            ground, oracle, min_width=settings.phonon_min_width, displacement=settings.phonon_displacement,
-            tolerance_thz=settings.phonon_tolerance_thz, progress=progress))
+        measured = attempt("phonons", lambda progress: _phonons(ground, oracle, settings, progress))
+        if measured is not None:
+            out["phonons"], out["phonon_forces"] = measured
     return OracleReference(failures=failures, seconds=time.perf_counter() - start, **out)
 
 
@@ -111,3 +115,11 @@ def _relaxed(structure: Atoms, calc: Calculator, progress: Callable[[int, int], 
     return ground
 
 
+def _phonons(ground: Atoms, calc: Calculator, settings: ValidationConfig,
+             progress: Callable[[int, int], None]) -> tuple[PhononResult, DisplacementForces]:
+    """The oracle's phonons at its minimum and the displacement forces they come from."""
+    phonon = force_constants(ground, calc, supercell_matrix(ground, settings.phonon_min_width),
+                             settings.phonon_displacement, progress)
+    result = phonon_result(phonon, tolerance_thz=settings.phonon_tolerance_thz,
+                           displacement=settings.phonon_displacement)
+    return result, DisplacementForces.of(phonon)

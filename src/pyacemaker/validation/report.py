@@ -126,6 +126,14 @@ def _phonons(r: ValidationResult) -> plt.Figure:
             if i == 0:
                 lines[0].set_label(f"oracle ({r.oracle})" if r.oracle else "oracle")
         ax_dos.plot(oracle.dos, oracle.dos_frequencies_thz, color="gray", ls="--")
+    reach = r.comparison.phonon_reach if r.comparison is not None else None
+    if reach is not None and reach.removed_pairs and reach.long_range_max_thz > 1e-3:
+        for i, frequencies in enumerate(reach.phonons.frequencies_thz):  # the oracle's path
+            own = len(p.distances[i]) == len(frequencies)
+            distances = p.distances[i] if own else reach.phonons.distances[i]
+            lines = ax.plot(distances, frequencies, color="tab:orange", lw=1, ls=":")
+            if i == 0:
+                lines[0].set_label(f"oracle within {reach.radius:g} Å")
     for i, (distances, frequencies) in enumerate(zip(p.distances, p.frequencies_thz, strict=True)):
         lines = ax.plot(distances, frequencies, color="tab:blue", lw=1)
         if i == 0:

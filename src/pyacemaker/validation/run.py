@@ -31,7 +31,7 @@ from pyacemaker.validation.reference import OracleReference, oracle_reference
 from pyacemaker.validation.validate import ValidationResult, validate
 from pyacemaker.workdir import RunPaths, write_file
 
-REFERENCE_FORMAT = 2  # bump when OracleReference or its computation changes
+REFERENCE_FORMAT = 3  # bump when OracleReference or its computation changes
 # the validation settings the oracle's side depends on (tolerances only grade it)
 REFERENCE_SETTINGS = {"eos_max_strain", "elastic_strain", "phonon_min_width", "phonon_displacement",
                       "phonon_tolerance_thz"}

@@ -33,6 +33,7 @@ from pyacemaker.validation.elastic import ElasticResult, elastic_strains, elasti
 from pyacemaker.validation.eos import EosResult, equation_of_state
 from pyacemaker.validation.large_cell import LargeCellResult, grade_large_cell
 from pyacemaker.validation.phonons import PhononResult, force_constants, phonon_result, supercell_matrix
+from pyacemaker.validation.reach import ReachLimited, reach_limited, reach_radius
 from pyacemaker.validation.reference import (
     COMPUTATION_ERRORS,
     OracleReference,
@@ -42,6 +43,7 @@ from pyacemaker.validation.reference import (
 )
 from pyacemaker.validation.relax import relaxed
 
+Deviation = compare.PhononDeviation
 RELAXED_FMAX = 0.01  # eV/Angstrom: a relaxation that leaves more has not found a minimum
 T = TypeVar("T")
 
@@ -133,7 +135,8 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
         if ground is not None:
             out["structure"] = _summary(initial, ground, calc)
             checks += _structure_checks(ground, out["structure"], gamma_limit)
-            out |= _physical_tests(ground, calc, settings, reference, oracle_name, stages, checks)
+            out |= _physical_tests(ground, calc, settings, reference, oracle_name, stages, checks,
+                                   reach_radius(potential.cutoff))
     return ValidationResult(
         potential=str(potential.folder), created=datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"), seconds=time.perf_counter() - start,
@@ -142,9 +145,10 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
 
 def _physical_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig,
                     reference: OracleReference | None, oracle_name: str | None, stages: Stages,
-                    checks: list[Check]) -> dict[str, Any]:
+                    checks: list[Check], reach: float | None = None) -> dict[str, Any]:
     """Lattice, E(V), elastic tensor and phonons of the potential at its relaxed ``ground``, each
-    compared with ``reference`` when there is one; appends the checks to ``checks``."""
+    compared with ``reference`` when there is one; the phonons against the oracle restricted to
+    ``reach`` (Angstrom) when given. Appends the checks to ``checks``."""
     comparison = OracleComparison()
     gap = _oracle_gap(reference, "relaxation", oracle_name)
     if gap:
@@ -177,32 +181,52 @@ def _physical_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig,
             checks.append(compare.elastic_check(comparison.elastic, settings.elastic_tolerance))
 
     gap = _oracle_gap(reference, "phonons", oracle_name)
-    result, comparison.phonons = _phonon_tests(ground, calc, settings, None if gap else reference.phonons,
-                                               gap, stages, checks)
+    local = None if gap else _reach_limited(reference, reach, checks)
+    result, comparison.phonons, comparison.phonons_full = _phonon_tests(
+        ground, calc, settings, None if gap else reference.phonons, local, gap, stages, checks)
+    comparison.phonon_reach = local
     return {"eos": eos, "elastic": elastic, "phonons": result,
             "comparison": comparison if reference is not None else None}
 
 
+def _reach_limited(reference: OracleReference, reach: float | None,
+                   checks: list[Check]) -> ReachLimited | None:
+    """The oracle's phonons restricted to ``reach`` (Angstrom), or None without a reach or the
+    oracle's displacement forces (a failed restriction is a failed "phonons" check)."""
+    if reach is None or reference.phonon_forces is None:
+        return None
+    return _attempt(checks, "phonons", lambda: reach_limited(
+        reference.structure.atoms(), reference.phonons, reference.phonon_forces, reach))
+
+
 def _phonon_tests(ground: Atoms, calc: Calculator, settings: ValidationConfig, oracle: PhononResult | None,
-                  gap: str, stages: Stages, checks: list[Check]
-                  ) -> tuple[PhononResult | None, compare.PhononDeviation | None]:
-    """The potential's phonons (on the oracle's supercell and path when there is an oracle) and
-    their deviation from the oracle's; appends the "phonons" check to ``checks``."""
+                  local: ReachLimited | None, gap: str, stages: Stages, checks: list[Check]
+                  ) -> tuple[PhononResult | None, Deviation | None, Deviation | None]:
+    """The potential's phonons (on the oracle's supercell and path when there is an oracle), their
+    graded deviation (from the oracle restricted to the reach, ``local``, when given, else from the
+    full ``oracle``) and, with ``local``, the deviation from the full oracle; appends the "phonons"
+    check to ``checks``."""
     matrix = oracle.supercell_matrix if oracle else supercell_matrix(ground, settings.phonon_min_width)
     phonon = _attempt(checks, "phonons", lambda: force_constants(
         ground, calc, matrix, settings.phonon_displacement, stages("phonons")))
     if phonon is None:
-        return None, None
+        return None, None, None
     result = _attempt(checks, "phonons", lambda: _phonon_result(phonon, settings, oracle))
     if result is None:
-        return None, None
+        return None, None, None
     if oracle is None:
         checks.append(compare.own_phonon_check(result, gap))
-        return result, None
-    deviation = _attempt(checks, "phonons", lambda: compare.compare_phonons(phonon, result, oracle))
-    if deviation is not None:
-        checks.append(compare.phonon_check(result, oracle, deviation, settings.phonon_rms_tolerance_thz))
-    return result, deviation
+        return result, None, None
+    full = _attempt(checks, "phonons", lambda: compare.compare_phonons(phonon, result, oracle))
+    if full is None or local is None:
+        if full is not None:
+            checks.append(compare.phonon_check(result, oracle, full, settings.phonon_rms_tolerance_thz))
+        return result, full, None
+    graded = _attempt(checks, "phonons", lambda: compare.compare_phonons(phonon, result, local.phonons))
+    if graded is not None:
+        checks.append(compare.reach_phonon_check(result, oracle, local, graded, full,
+                                                 settings.phonon_rms_tolerance_thz))
+    return result, graded, full
 
 
 def _phonon_result(phonon: Phonopy, settings: ValidationConfig, oracle: PhononResult | None) -> PhononResult:
