@@ -12,6 +12,7 @@ import os
 import re
 import reprlib
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import (
 
 from pyacemaker.composition import parse_composition
 from pyacemaker.errors import ConfigError
+from pyacemaker.records import ClassGrade, Errors, Grade
 
 CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")  # shipped in the chgnet wheel
 # ``json_schema_extra`` of the fields that say how to run on this machine (commands, paths of
@@ -171,26 +173,70 @@ class BudgetConfig(_Model):
 
 
 BULK_CLASSES = ("seed", "rattle", "strain", "md")  # the near-equilibrium bulk a potential is for
+# Targets of the other classes, in multiples of the bulk targets. From the README's per-class
+# errors: EMT Cu's whole-pool fits (data-efficiency benchmark) leave vacancies at 0.9x, surfaces
+# at 1.8x and interstitials at 3.4x the force error of the hardest bulk class (hot and
+# compressed MD), and the TiO2/CHGNet run's defects and surfaces sit at 0.5-1.1x its bulk; so 2x
+# (4x for interstitials) asks of a defect what a fit of all the data reaches.
+CLASS_FACTORS = {"vacancy": 2.0, "antisite": 2.0, "swap": 2.0, "saddle": 2.0, "surface": 2.0,
+                 "interstitial": 4.0}
+# Held-out structures a class needs to decide a verdict: the RMSE of n normal errors is within
+# about 1/sqrt(2n) of its limit, so 5 structures give +-32% where 1-2 gave +-50-70%.
+MIN_HELD_OUT = 5
 
 
 class TargetsConfig(_Model):
-    """Held-out accuracy that counts as converged."""
+    """Held-out accuracy that counts as converged, per structure class."""
 
-    energy_rmse_mev_per_atom: float = Field(1.0, gt=0, description="meV/atom")
-    force_rmse_ev_per_angstrom: float = Field(0.05, gt=0, description="eV/Angstrom")
+    energy_rmse_mev_per_atom: float = Field(1.0, gt=0, description="meV/atom, for the bulk classes")
+    force_rmse_ev_per_angstrom: float = Field(0.05, gt=0, description="eV/Angstrom, for the bulk "
+                                              "classes")
     classes: list[str] = Field(
-        default_factory=lambda: list(BULK_CLASSES), description="structure classes (generators: "
-        "seed, rattle, strain, md, vacancy, interstitial, surface, random, ...) whose held-out "
-        "errors the targets apply to; the other classes are reported beside them"
+        default_factory=lambda: list(BULK_CLASSES), description="the bulk structure classes "
+        "(generators: seed, rattle, strain, md, ...): graded against the targets as given, and "
+        "pooled into the headline RMSE of the log and `status`"
+    )
+    class_factors: dict[str, PositiveFloat] = Field(
+        default_factory=lambda: dict(CLASS_FACTORS), description="other classes' targets in "
+        "multiples of the bulk ones; the entries given replace the defaults (vacancy, antisite, "
+        "swap, saddle, surface 2, interstitial 4: what fits of all the data reach, see the "
+        "README); a class in neither list (e.g. random) gets the bulk targets"
+    )
+    min_held_out: int = Field(
+        MIN_HELD_OUT, ge=1, description="held-out structures a class needs to decide the verdict "
+        "(5: an RMSE within about +-30%); classes with fewer are shown, marked too few to decide"
     )
 
+    @field_validator("class_factors")
+    @classmethod
+    def _over_defaults(cls, factors: dict[str, float]) -> dict[str, float]:
+        return {**CLASS_FACTORS, **factors}
+
     def energy_met(self, rmse: float | None) -> bool:
-        """``rmse`` (meV/atom) exists and is within the target."""
+        """``rmse`` (meV/atom) exists and is within the bulk target."""
         return rmse is not None and rmse <= self.energy_rmse_mev_per_atom
 
     def force_met(self, rmse: float | None) -> bool:
-        """``rmse`` (eV/Angstrom) exists and is within the target."""
+        """``rmse`` (eV/Angstrom) exists and is within the bulk target."""
         return rmse is not None and rmse <= self.force_rmse_ev_per_angstrom
+
+    def class_targets(self, name: str) -> tuple[float, float]:
+        """Energy (meV/atom) and force (eV/Angstrom) targets of structure class ``name``."""
+        factor = 1.0 if name in self.classes else self.class_factors.get(name, 1.0)
+        return factor * self.energy_rmse_mev_per_atom, factor * self.force_rmse_ev_per_angstrom
+
+    def grade(self, by_class: Mapping[str, Errors]) -> Grade:
+        """The verdict on held-out errors per class (``FitResult.test_by_class``,
+        ``HeldOutMetrics.by_generator``): the one rule of the report, ``status`` and the loop's
+        convergence. ``Grade.passed`` is None when no class has ``min_held_out`` structures."""
+        classes = {}
+        for name, errors in by_class.items():
+            energy, force = self.class_targets(name)
+            classes[name] = ClassGrade(
+                n_structures=errors.n_structures, energy_rmse=errors.energy_rmse,
+                force_rmse=errors.force_rmse, energy_target=energy, force_target=force,
+                decides=errors.n_structures >= self.min_held_out)
+        return Grade(min_held_out=self.min_held_out, classes=classes)
 
 
 class SeedsConfig(_Model):

@@ -103,35 +103,44 @@ class Dataset:
                 f"before are intact: {'free space' if full else 'fix the cause'} and run the "
                 "same command again to resume") from err
 
-    def add_pending(self, items: list[tuple[Atoms, dict[str, Any]]]) -> int:
+    def add_pending(self, items: list[tuple[Atoms, dict[str, Any]]],
+                    top_up: list[tuple[Atoms, dict[str, Any]]] = (), min_held_out: int = 0) -> int:
         """Add structures to be labelled, skipping known hashes; return how many were new.
 
         ``items`` are (atoms, provenance) pairs; provenance keys such as ``iteration`` and
         ``generator`` become searchable columns. ``force_weights`` (per atom, from periodic
         embedding) go into the row's data; such a row has energy weight 0 and is always in the
-        training split (its boundary atoms make it useless as a test). All rows go in one
-        transaction.
+        training split (its boundary atoms make it useless as a test). Then ``top_up`` items,
+        in their order, are added only while their class has fewer than ``min_held_out``
+        held-out rows (``held_out_counts``), each as a test-only row (column ``test_only``):
+        held out whatever its hash, and outside the label budget (``budget_count``). All rows
+        go in one transaction.
         """
         known = self.hashes()
         rows, tests = self.class_counts()
+        held = self.held_out_counts()
+        flagged = [(a, p, False) for a, p in items] + [(a, p, True) for a, p in top_up]
         added = 0
         with self._writing() as db:
-            for atoms, provenance in items:
-                h = structure_hash(atoms)
-                if h in known:
+            for atoms, provenance, test_only in flagged:
+                h, kind = structure_hash(atoms), str(provenance.get("generator", ""))
+                if h in known or (test_only and (held[kind] >= min_held_out
+                                                 or "force_weights" in provenance)):
                     continue
                 known.add(h)
                 provenance = dict(provenance)
                 weights = provenance.pop("force_weights", None)
-                kind = str(provenance.get("generator", ""))
-                split = "train" if weights is not None else split_of(
+                split = "test" if test_only else "train" if weights is not None else split_of(
                     h, self.test_fraction, (rows[kind], rows.total()), (tests[kind], tests.total()))
+                if test_only:
+                    provenance["test_only"] = True
                 data = {} if weights is None else {"force_weights": np.asarray(weights, float)}
                 if weights is not None:
                     provenance["energy_weight"] = 0.0
                 db.write(bare(atoms), hash=h, status=PENDING, split=split, data=data,
                          **_columns(provenance))
                 rows[kind], tests[kind], added = rows[kind] + 1, tests[kind] + (split == "test"), added + 1
+                held[kind] += split == "test"
         return added
 
     def class_counts(self) -> tuple[Counter, Counter]:
@@ -143,6 +152,16 @@ class Dataset:
             rows[kind] += 1
             tests[kind] += row.get("split") == "test"
         return rows, tests
+
+    def held_out_counts(self) -> Counter:
+        """Held-out rows per structure class that are, or may still become, labelled (not
+        failed)."""
+        return Counter(str(row.get("generator", "")) for row in self._db.select(
+            split="test", include_data=False) if row.status != FAILED)
+
+    def budget_count(self) -> int:
+        """Rows counted against ``budget.max_labels``: all but the test-only ones."""
+        return self._db.count() - self._db.count(test_only=True)
 
     def pending(self) -> list[tuple[int, Atoms]]:
         """Row ids and structures still waiting for a label, in insertion order."""

@@ -33,7 +33,8 @@ from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.errors import ConfigError, ParseError
 from pyacemaker.explore import ExplorationResult, Explorer, StandardExplorer
 from pyacemaker.oracle import task as label_task
-from pyacemaker.records import FitResult, LabelResult, PolicyDecision
+from pyacemaker.oracle.registry import find_engine
+from pyacemaker.records import FitResult, Grade, LabelResult, PolicyDecision
 from pyacemaker.state import WorkflowState
 from pyacemaker.status import fmt, history_table
 from pyacemaker.structures import defect_atoms
@@ -189,7 +190,7 @@ class Workflow:
                            f"{' and kMC saddle searches' if decision.kmc else ''} found no γ "
                            f"above the halt threshold {decision.gamma_halt:g}")
             return
-        room = self.config.budget.max_labels - self.dataset.count()
+        room = self.config.budget.max_labels - self.dataset.budget_count()
         chosen = self.selection(i, result.candidates, potential, decision, room)
         if not chosen and room > 0 and decision and self.targets_met(i - 1):
             log.info("iteration %d: nothing above γ %g; keeping the potential and exploring "
@@ -198,10 +199,28 @@ class Workflow:
         elif not chosen:
             self.finish(i, self.stop_reason_without_selection(room))
         else:
-            self.dataset.add_pending([
-                (c.atoms, {**c.provenance, "iteration": i, "gamma": round(c.gamma, 4)})
-                for c in (result.candidates[k] for k in chosen)])
+            rows = [(c.atoms, {**c.provenance, "iteration": i, "gamma": round(c.gamma, 4)})
+                    for c in result.candidates]
+            added = self.dataset.add_pending([rows[k] for k in chosen],
+                                             *self.held_out_top_up(rows, chosen))
+            if added > len(chosen):
+                log.info("iteration %d: %d more held out (test only, outside the label budget) "
+                         "for classes below %d held-out structures", i, added - len(chosen),
+                         self.config.targets.min_held_out)
             self.state.phase = "label"
+
+    def held_out_top_up(self, rows: list[tuple[Atoms, dict]], chosen: list[int],
+                        ) -> tuple[list[tuple[Atoms, dict]], int]:
+        """The unchosen candidates (highest γ first: the closest to what selection labels) the
+        dataset may add as test-only rows until each class has ``targets.min_held_out``
+        held-out structures, and that minimum; none when the oracle is not cheap (calculator
+        engines), whose labels cost seconds."""
+        if not find_engine(self.config.oracle.engine).cheap:
+            return [], 0
+        taken = set(chosen)
+        order = sorted((k for k in range(len(rows)) if k not in taken),
+                       key=lambda k: -rows[k][1]["gamma"])
+        return [rows[k] for k in order], self.config.targets.min_held_out
 
     def run_explorer(self, i: int, potential: Potential | None,
                      decision: PolicyDecision | None) -> ExplorationResult:
@@ -288,10 +307,11 @@ class Workflow:
         if fit.basis is not None:
             log.info("iteration %d: basis %s: %s (size limit %d: %s)", i, describe(fit.basis.chosen),
                      fit.basis.reason, fit.basis.max_functions, fit.basis.limit)
+        grade = self.config.targets.grade(fit.test_by_class)
         for name, errors in class_errors(fit).items():
             log.info("iteration %d: held out %-18s %3d structures  %8.2f meV/atom  %.4f eV/A%s", i,
                      name, errors["n_structures"], errors["energy_rmse"], errors["force_rmse"],
-                     "  (target class)" if name in self.config.targets.classes else "")
+                     grade_note(grade, name))
         self.state.phase = "evaluate"
 
     def evaluate(self) -> None:
@@ -364,7 +384,7 @@ class Workflow:
         i = state.iteration
         fitted = state.record(i).fit is not None
         if (i + fitted > self.config.budget.max_iterations
-                or self.dataset.count() >= self.config.budget.max_labels):
+                or self.dataset.budget_count() >= self.config.budget.max_labels):
             return
         log.info("budget raised (%d iterations, %d labels): continuing after iteration %d",
                  self.config.budget.max_iterations, self.config.budget.max_labels, i - (not fitted))
@@ -373,7 +393,7 @@ class Workflow:
     def budget_spent(self, i: int) -> bool:
         """Iteration ``i`` is the run's last: its iteration or label budget is used up."""
         return (i >= self.config.budget.max_iterations
-                or self.dataset.count() >= self.config.budget.max_labels)
+                or self.dataset.budget_count() >= self.config.budget.max_labels)
 
     def stop_reason_without_selection(self, room: int) -> str:
         if room <= 0:
@@ -397,10 +417,10 @@ class Workflow:
         self.state.phase = "evaluate"
 
     def targets_met(self, iteration: int) -> bool:
-        """Held-out errors of ``iteration`` within the targets."""
-        record, targets = self.state.record(iteration), self.config.targets
-        return targets.energy_met(record.test_energy_rmse) and targets.force_met(
-            record.test_force_rmse)
+        """Held-out errors of ``iteration`` within the targets: the report's verdict
+        (``TargetsConfig.grade``), every class with enough held-out structures within its own."""
+        fit = self.state.record(iteration).fit
+        return fit is not None and self.config.targets.grade(fit.test_by_class).passed is True
 
     def decision(self, iteration: int) -> PolicyDecision:
         """The exploration policy for ``iteration`` (>= 1): the composition's start, then
@@ -457,6 +477,18 @@ def class_errors(fit: FitResult) -> dict[str, dict[str, float]]:
     if fit.test_beyond_force_limit is not None:
         out["beyond_force_limit"] = fit.test_beyond_force_limit.model_dump()
     return out
+
+
+def grade_note(grade: Grade, name: str) -> str:
+    """How class ``name`` enters the verdict, for the log: its targets and whether it meets
+    them, or too few to decide."""
+    c = grade.classes.get(name)
+    if c is None:
+        return ""
+    if not c.decides:
+        return f"  (too few to decide, n < {grade.min_held_out})"
+    met = "met" if c.energy_met and c.force_met else "MISSED"
+    return f"  (target {c.energy_target:g} meV/atom, {c.force_target:g} eV/A: {met})"
 
 
 def read_resolved_config(workdir: Path) -> Config:

@@ -72,6 +72,67 @@ class BasisChoice(BaseModel):
         "extrapolation grade, when the chosen basis is larger than the data can give one for")
     gamma_limit: str = Field("", description="what bounds the extrapolation grade's basis")
     seconds: float = Field(0.0, description="wall time of the design rows and the choice, s")
+class ClassGrade(BaseModel):
+    """One structure class's held-out errors against its own targets."""
+
+    n_structures: int = Field(description="held-out structures of the class")
+    energy_rmse: float = Field(description="meV/atom")
+    force_rmse: float = Field(description="eV/Angstrom, per component")
+    energy_target: float = Field(description="meV/atom, the class's own target")
+    force_target: float = Field(description="eV/Angstrom, the class's own target")
+    decides: bool = Field(description="enough held-out structures to enter the verdict")
+
+    @property
+    def energy_met(self) -> bool:
+        return self.energy_rmse <= self.energy_target
+
+    @property
+    def force_met(self) -> bool:
+        return self.force_rmse <= self.force_target
+
+    def ratio(self, quantity: str) -> float:
+        """RMSE over target of ``quantity`` (energy or force): above 1 misses."""
+        return getattr(self, f"{quantity}_rmse") / getattr(self, f"{quantity}_target")
+
+
+class Grade(BaseModel):
+    """Held-out errors per class against per-class targets. Only the classes with at least
+    ``min_held_out`` held-out structures decide; the others are shown, marked too few."""
+
+    min_held_out: int = Field(description="held-out structures a class needs to decide")
+    classes: dict[str, ClassGrade] = Field(default_factory=dict)
+
+    @property
+    def deciding(self) -> list[str]:
+        return [name for name, c in self.classes.items() if c.decides]
+
+    @property
+    def too_few(self) -> dict[str, int]:
+        """Classes that cannot decide, with their held-out counts."""
+        return {name: c.n_structures for name, c in self.classes.items() if not c.decides}
+
+    def met(self, quantity: str) -> bool | None:
+        """Every deciding class within its ``quantity`` (energy or force) target; None when no
+        class decides."""
+        deciding = [c for c in self.classes.values() if c.decides]
+        return all(getattr(c, f"{quantity}_met") for c in deciding) if deciding else None
+
+    @property
+    def passed(self) -> bool | None:
+        """Both targets met by every deciding class; None when no class decides."""
+        energy, force = self.met("energy"), self.met("force")
+        return None if energy is None else energy and force
+
+    def worst(self, quantity: str) -> str | None:
+        """The deciding class furthest from (or closest to) its ``quantity`` target."""
+        deciding = self.deciding
+        return max(deciding, key=lambda n: self.classes[n].ratio(quantity)) if deciding else None
+
+    def too_few_text(self) -> str:
+        """e.g. ``too few to decide (n < 5): antisite 2, random 1``; "" when every class decides."""
+        few = self.too_few
+        return (f"too few to decide (n < {self.min_held_out}): "
+                + ", ".join(f"{name} {n}" for name, n in few.items())) if few else ""
 
 
 class FitResult(BaseModel):

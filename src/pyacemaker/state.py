@@ -20,7 +20,7 @@ Phase = Literal["explore", "label", "train", "evaluate", "done"]
 
 class IterationRecord(BaseModel):
     """What one iteration did; RMSEs are on the fixed held-out split, ``test_*_rmse`` over the
-    classes the targets apply to."""
+    bulk classes (``targets.classes``); the verdict grades each class (``TargetsConfig.grade``)."""
 
     iteration: int
     candidates: int = 0

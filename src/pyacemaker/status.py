@@ -7,30 +7,46 @@ from typing import Any
 from rich.table import Table
 
 from pyacemaker.config import TargetsConfig
+from pyacemaker.records import Grade
 from pyacemaker.state import IterationRecord, WorkflowState
 
 
 def history_table(state: WorkflowState, targets: TargetsConfig | None = None) -> Table:
-    """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE (green
-    when within target), max candidate gamma, halted/total MD runs (failed ones marked ✗),
+    """One row per iteration: labels (failed ones marked ✗), new selections, held-out RMSE of the
+    bulk classes (green when every class that decides meets its targets, ``TargetsConfig.grade``),
+    the classes that meet their targets over those that decide (``+k few``: classes with too
+    few held-out structures to decide), max candidate gamma, halted/total MD runs (failed ones marked ✗),
     halted/total kMC runs with the processes they found, the policy's MD temperatures, basis
     size (nl: nonlinear), validation verdict, seconds spent labelling, fitting and validating."""
     table = Table(title="pyacemaker iterations (held-out RMSE)", caption=_caption(state))
-    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "max γ", "halts", "kMC",
+    for name in ("it", "labels", "new", "E meV/at", "F eV/Å", "classes", "max γ", "halts", "kMC",
                  "MD T K",
                  "basis", "valid", "time s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in sorted(state.history, key=lambda r: r.iteration):
-        e_ok = targets.energy_met(r.test_energy_rmse) if targets else None
-        f_ok = targets.force_met(r.test_force_rmse) if targets else None
+        grade = targets.grade(r.fit.test_by_class) if targets and r.fit else None
+        e_ok, f_ok = (grade.met("energy"), grade.met("force")) if grade else (None, None)
         table.add_row(
             str(r.iteration), f"{r.labels_total}" + (f" ({r.failed_total}✗)" if r.failed_total else ""),
             str(r.selected), fmt(r.test_energy_rmse, "{:.2f}", e_ok),
-            fmt(r.test_force_rmse, "{:.4f}", f_ok), fmt(r.max_gamma, "{:.3g}"),
+            fmt(r.test_force_rmse, "{:.4f}", f_ok), _classes(grade), fmt(r.max_gamma, "{:.3g}"),
             _md_runs(r), _kmc_runs(r), _temperatures(r), _basis(r), _validation(r),
             f"{r.label_seconds + (r.fit.seconds if r.fit else 0) + r.validation_seconds:.0f}",
         )
     return table
+
+
+def _classes(grade: Grade | None) -> str:
+    """Classes meeting their targets over those that decide, e.g. ``5/6 +2 few``; ``-`` when
+    no class decides (``+k few`` then says how many are too thin)."""
+    if grade is None or not grade.classes:
+        return "-"
+    deciding = [grade.classes[name] for name in grade.deciding]
+    met = sum(c.energy_met and c.force_met for c in deciding)
+    few = f" +{len(grade.too_few)} few" if grade.too_few else ""
+    if not deciding:
+        return f"-{few}"
+    return f"[{'green' if met == len(deciding) else 'red'}]{met}/{len(deciding)}[/]{few}"
 
 
 def _md_runs(r: IterationRecord) -> str:

@@ -11,7 +11,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 from ase.units import GPa
 from pydantic import BaseModel, Field
 
-from pyacemaker.records import Errors
+from pyacemaker.records import Errors, Grade
 
 
 class HeldOutMetrics(BaseModel):
@@ -21,10 +21,12 @@ class HeldOutMetrics(BaseModel):
 
     overall: Errors = Field(description="every structure within the force limit")
     by_generator: dict[str, Errors] = Field(description="per structure class, within the limit")
-    target_classes: list[str] = Field(default_factory=list, description="classes the targets "
-                                      "apply to")
+    target_classes: list[str] = Field(default_factory=list, description="the bulk classes "
+                                      "pooled into ``targeted`` (those with enough structures)")
     targeted: Errors | None = Field(None, description="the target classes together; None when "
                                     "no held-out structure is of those classes")
+    grade: Grade | None = Field(None, description="every class against its own targets; set "
+                                "when the targets are known")
     beyond_force_limit: Errors | None = Field(None, description="structures with a reference "
                                               "force component above the fit's limit")
     generator: list[str] = Field(description="per structure")
@@ -36,11 +38,11 @@ class HeldOutMetrics(BaseModel):
 
 
 def held_out_metrics(structures: list[Atoms], calc: Calculator, target_classes: Sequence[str] = (),
-                     max_force: float | None = None) -> HeldOutMetrics | None:
+                     max_force: float | None = None, min_held_out: int = 1) -> HeldOutMetrics | None:
     """Errors of ``calc`` on labelled ``structures`` (single-point results attached), or
     ``None`` when none is within ``max_force`` (eV/Angstrom, largest reference force component;
-    the others are scored apart). ``targeted`` covers ``target_classes``. ``calc`` may report
-    per-atom ``gamma`` in its results."""
+    the others are scored apart). ``targeted`` covers the ``target_classes`` with at least
+    ``min_held_out`` structures. ``calc`` may report per-atom ``gamma`` in its results."""
     limit = np.inf if max_force is None else max_force
     within = within_force_limit(structures, limit)
     beyond = [a for a in structures if np.abs(a.get_forces()).max() > limit]
@@ -50,11 +52,12 @@ def held_out_metrics(structures: list[Atoms], calc: Calculator, target_classes: 
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         groups[row["generator"]].append(row)
-    targeted = [r for r in rows if r["generator"] in target_classes]
+    pooled = [name for name in target_classes if len(groups.get(name, ())) >= min_held_out]
+    targeted = [r for r in rows if r["generator"] in pooled]
     return HeldOutMetrics(
         overall=_errors(rows),
         by_generator={name: _errors(group) for name, group in sorted(groups.items())},
-        target_classes=list(target_classes), targeted=_errors(targeted) if targeted else None,
+        target_classes=pooled, targeted=_errors(targeted) if targeted else None,
         beyond_force_limit=_errors([_evaluate(a, calc) for a in beyond]) if beyond else None,
         generator=[r["generator"] for r in rows],
         energy_reference=[r["e_ref"] for r in rows],

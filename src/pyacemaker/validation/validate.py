@@ -24,6 +24,7 @@ from pyacemaker.config import TargetsConfig, ValidationConfig
 from pyacemaker.oracle.locality import LocalityProbe
 from pyacemaker.oracle.registry import engine_names
 from pyacemaker.progress import progress_bar, task_callback
+from pyacemaker.records import Grade
 from pyacemaker.training.metrics import HeldOutMetrics, held_out_metrics
 from pyacemaker.training.potential import Potential
 from pyacemaker.validation import compare
@@ -102,7 +103,7 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
     None and ``oracle`` (a cheap reference calculator) is given, it is computed here. Without
     either, the comparisons are n/a, with ``oracle_name`` (e.g. "espresso") in the reason.
     ``gamma_limit`` is the largest extrapolation grade the relaxed structure may have. The
-    held-out targets apply to ``targets.classes``; structures whose reference forces exceed
+    held-out errors are graded per class (``TargetsConfig.grade``); structures whose reference forces exceed
     ``max_force`` (eV/Angstrom, the fit's limit) are scored apart. ``composition`` names the
     system in the report (e.g. the run's "TiO2"); default: ``structure``'s reduced formula.
     ``large_cell`` holds the oracle's labelled MD frames of a large cell
@@ -121,8 +122,9 @@ def validate(potential: Potential, structure: Atoms, settings: ValidationConfig,
             reference = oracle_reference(structure, oracle, settings, stages)
         out["oracle_reference"] = reference
         out["eos_oracle"] = None if reference is None else reference.eos
-        out["metrics"] = held_out_metrics(list(held_out), calc, targets.classes if targets else (),
-                                          max_force)
+        out["metrics"] = _graded(held_out_metrics(
+            list(held_out), calc, targets.classes if targets else (), max_force,
+            targets.min_held_out if targets else 1), targets)
         checks += _accuracy_checks(out["metrics"], targets)
         if large_cell is not None:
             out["large_cell"], found = grade_large_cell(large_cell, calc, potential.cutoff, targets)
@@ -260,22 +262,43 @@ def _attempt(checks: list[Check], name: str, action: Callable[[], T]) -> T | Non
         return None
 
 
+def _graded(metrics: HeldOutMetrics | None, targets: TargetsConfig | None) -> HeldOutMetrics | None:
+    """``metrics`` with every class graded against its own targets."""
+    if metrics is None or targets is None:
+        return metrics
+    return metrics.model_copy(update={"grade": targets.grade(metrics.by_generator)})
+
+
 def _accuracy_checks(metrics: HeldOutMetrics | None, targets: TargetsConfig | None) -> list[Check]:
+    """Held-out energy and force RMSE: every class with ``targets.min_held_out`` held-out
+    structures within its own targets; each check shows the class furthest from its target."""
     if metrics is None or targets is None:
         return [Check(name="held-out accuracy", passed=None, value="no held-out data",
                       threshold="-", detail="validate a potential inside its run's workdir "
                       "to compare with the run's held-out structures")]
-    errors = metrics.targeted or metrics.overall
-    n = (f"{errors.n_structures} held-out structures of the target classes "
-         f"({', '.join(metrics.target_classes)}); every class is in the table below"
-         if metrics.targeted else f"{errors.n_structures} held-out structures")
-    e, f = errors.energy_rmse, errors.force_rmse
-    return [
-        Check(name="held-out energy RMSE", passed=targets.energy_met(e), value=f"{e:.2f} meV/atom",
-              threshold=f"≤ {targets.energy_rmse_mev_per_atom:g} meV/atom", detail=n),
-        Check(name="held-out force RMSE", passed=targets.force_met(f), value=f"{f:.4f} eV/Å",
-              threshold=f"≤ {targets.force_rmse_ev_per_angstrom:g} eV/Å", detail=n),
-    ]
+    grade = metrics.grade or targets.grade(metrics.by_generator)
+    if not grade.deciding:
+        return [Check(name="held-out accuracy", passed=None, value="too few held-out structures",
+                      threshold=f"≥ {grade.min_held_out} per class",
+                      detail=f"no class can decide: {grade.too_few_text()}; label more "
+                      "(budget.max_labels) or lower targets.min_held_out")]
+    few = grade.too_few_text()
+    detail = (f"the worst of {len(grade.deciding)} classes that decide "
+              f"({', '.join(grade.deciding)}), each against its own target"
+              + (f"; {few}" if few else "") + "; every class is in the table below")
+    return [_class_check(grade, "energy", "meV/atom", "{:.2f}", detail),
+            _class_check(grade, "force", "eV/Å", "{:.4f}", detail)]
+
+
+def _class_check(grade: Grade, quantity: str, unit: str, pattern: str, detail: str) -> Check:
+    """The check of ``quantity`` (energy or force): the deciding class furthest from its
+    target stands for all of them."""
+    name = grade.worst(quantity)
+    worst = grade.classes[name]
+    value, target = getattr(worst, f"{quantity}_rmse"), getattr(worst, f"{quantity}_target")
+    return Check(name=f"held-out {quantity} RMSE", passed=grade.met(quantity),
+                 value=f"{pattern.format(value)} {unit} ({name})",
+                 threshold=f"≤ {target:g} {unit} ({name}'s target)", detail=detail)
 
 
 def _summary(structure: Atoms, ground: Atoms, calc: Calculator) -> StructureSummary:
