@@ -39,7 +39,7 @@ def test_minimal_config_resolves_inferred_settings(tmp_path, monkeypatch):
     assert config.elements == ["O", "Ti"]
     assert config.workdir == tmp_path / "runs/tio2"
     assert config.oracle.method == "GFN1-xTB"
-    assert 4.5 <= config.trainer.cutoff <= 7.0
+    assert config.trainer.cutoff == "auto" and 4.5 <= config.trainer.nominal_cutoff(config.elements) <= 7.0
     assert 0 < config.trainer.zbl_inner < config.trainer.zbl_outer < 1.5
     assert config.budget.max_labels == 200
 

@@ -158,7 +158,7 @@ def test_mutated_config_loads_or_fails_clearly(data):
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         config = assert_loads_or_fails_clearly(path)
         if config is not None:
-            assert config.workdir.is_absolute() and config.trainer.cutoff > 2
+            assert config.workdir.is_absolute() and config.trainer.nominal_cutoff(config.elements) > 2
 
 
 class _NoLoop:

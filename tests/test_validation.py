@@ -246,7 +246,7 @@ def test_oracle_reference_is_cached_per_structure(copper_fit, tmp_path, monkeypa
     potential, _, _ = copper_fit
     result = run.validate_in_run(potential, config, tmp_path, fcc, show_progress=False)
     assert len(built) == 1 and result.oracle_reference == first and result.oracle == "emt"
-    assert result.locality.radii == [3.0, 4.0, 5.0] and result.locality.oracle == "emt"
+    assert result.locality.radii == [3.2, 4.0, 5.0] and result.locality.oracle == "emt"
     assert (tmp_path / "validation" / "locality.json").is_file()  # a diagnostic, not a check:
     assert not any("locality" in c.name for c in result.checks)
     assert result.composition == config.composition

@@ -263,7 +263,8 @@ def _probe_locality(settings: Config, config: Path, expensive: bool) -> None:
     from pyacemaker.validation.run import run_structure
 
     if not (find_engine(settings.oracle.engine).cheap or expensive):
-        calls = probe_calls(len(settings.elements), settings.trainer.cutoff, LocalitySettings())
+        cutoff = settings.trainer.nominal_cutoff(settings.elements)
+        calls = probe_calls(len(settings.elements), cutoff, LocalitySettings())
         console.print(f"oracle locality: not probed ({settings.oracle.engine} labels take minutes "
                       f"each and the probe labels a cell of hundreds of atoms {calls} times); "
                       f"request it with [bold]pyacemaker doctor --config {config} --locality[/]")

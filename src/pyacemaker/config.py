@@ -442,6 +442,10 @@ class TrainerConfig(_Model):
     # configs written before auto existed say null for "inferred"
     _auto = field_validator("cutoff", "functions_per_element", mode="before")(
         classmethod(lambda cls, v: "auto" if v is None else v))
+
+    def nominal_cutoff(self, elements: list[str]) -> float:
+        """The cutoff when it is fixed, else the bond-length default auto starts from, Angstrom."""
+        return default_cutoff(elements) if self.cutoff == "auto" else self.cutoff
     ridge_alpha: float = Field(1e-3, gt=0, description="Ridge regularisation")
     max_force: float = Field(
         10.0, gt=0, description="eV/Angstrom; structures with a larger force component are kept "

@@ -129,6 +129,8 @@ class RunPaths:
     def large_cell(self) -> Path:
         """The cached large-cell MD frames of the validation (extxyz)."""
         return self.workdir / VALIDATION / LARGE_CELL_FILE
+
+    @property
     def locality(self) -> Path:
         """The cached locality probe of the oracle (JSON)."""
         return self.workdir / VALIDATION / LOCALITY_FILE

@@ -37,7 +37,7 @@ class LocalitySettings(BaseModel):
     """How the probe samples: radii, rattle, how many central atoms and redraws, cell size."""
 
     factors: list[float] = Field(
-        [0.75, 1.0, 1.25], description="radii as multiples of the potential's cutoff (used "
+        [0.8, 1.0, 1.25], description="radii as multiples of the potential's cutoff (used "
                                        "when ``radii`` is empty); the cutoff itself is always probed")
     radii: list[float] = Field(default_factory=list, description="radii R to probe, Angstrom")
     rattle: float = Field(0.08, gt=0, description="standard deviation of every displacement "

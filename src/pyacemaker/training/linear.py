@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from pyacemaker.config import TargetsConfig, TrainerConfig, default_cutoff
+from pyacemaker.config import TargetsConfig, TrainerConfig
 from pyacemaker.dataset import to_pacemaker_dataframe
 from pyacemaker.records import BasisSpec, FitResult
 from pyacemaker.structures import bare, voigt_strained
@@ -198,7 +198,7 @@ def fixed_spec(train: list[Atoms], elements: list[str], settings: TrainerConfig,
     and the largest size the data carries, γ included (at most ``max_functions``)."""
     cap = min(settings.max_functions_per_element, max_functions or settings.max_functions_per_element)
     return BasisSpec(
-        cutoff=default_cutoff(elements) if settings.cutoff == "auto" else settings.cutoff,
+        cutoff=settings.nominal_cutoff(elements),
         radial_basis="SBessel" if settings.radial_basis == "auto" else settings.radial_basis,
         functions_per_element=min(size_limit(train, elements, cap)[0], gamma_limit(train, elements)[0])
         if settings.functions_per_element == "auto" else settings.functions_per_element)

@@ -43,7 +43,7 @@ def locality_key(structure: Atoms, config: Config, settings: LocalitySettings) -
                       "cell": np.round(structure.cell.array, 8).tolist(),
                       "positions": np.round(structure.get_scaled_positions(wrap=False), 8).tolist()},
         "oracle": config.oracle.model_dump(mode="json", exclude={"workers"}),
-        "cutoff": config.trainer.cutoff,
+        "cutoff": config.trainer.nominal_cutoff(config.elements),
         "probe": settings.model_dump(mode="json"),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -67,7 +67,8 @@ def cached_locality(structure: Atoms, config: Config, workdir: Path,
 def run_locality(structure: Atoms, config: Config, workdir: Path,
                  settings: LocalitySettings | None = None, expensive: bool = False,
                  progress: Progress | None = None) -> LocalityProbe | None:
-    """The oracle's locality probe on ``structure`` with the run's cutoff: read from the cache
+    """The oracle's locality probe on ``structure`` around the run's nominal cutoff (the fixed
+    one, or the bond-length default that ``cutoff: auto`` chooses around): read from the cache
     when its key matches, else computed and stored there. A file-based oracle (DFT) is probed
     only when ``expensive`` is set (its labels take minutes to hours each); otherwise None.
 
@@ -85,13 +86,10 @@ def run_locality(structure: Atoms, config: Config, workdir: Path,
     engine = find_engine(config.oracle.engine)
     if not (engine.cheap or expensive):
         return None
-    if config.trainer.cutoff is None:
-        raise CalculationFailed("locality probe: the config is not resolved (trainer.cutoff is "
-                                "unset); load it with resolve.load_config")
     build = engine.calculator_factory(config.oracle)
     oracle = build() if build else make_oracle(config.oracle, Path(tempfile.gettempdir()))
     with engine_call():
-        probe = probe_locality(structure, oracle, config.trainer.cutoff, settings,
+        probe = probe_locality(structure, oracle, config.trainer.nominal_cutoff(config.elements), settings,
                                config.oracle.engine, progress)
     path = RunPaths(workdir).locality
     path.parent.mkdir(parents=True, exist_ok=True)
