@@ -16,7 +16,7 @@ ENV PYACEMAKER_CACHE_DIR=/opt/pyacemaker/cache \
     PIP_NO_CACHE_DIR=1 \
     PATH=/opt/pyacemaker/.venv/bin:$PATH
 WORKDIR /opt/pyacemaker
-COPY pyproject.toml Makefile README.md ./
+COPY pyproject.toml constraints.txt Makefile README.md ./
 COPY src ./src
 COPY scripts ./scripts
 COPY examples ./examples

@@ -15,7 +15,9 @@ SLURM_DIR ?= /tmp/pyacemaker-slurm
 CACHE ?= $(or $(PYACEMAKER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyacemaker)
 EONCLIENT := $(CACHE)/eon/venv/bin/eonclient
 
-.PHONY: quickstart test lint docs install nonlinear slurm eon clean
+CONSTRAINTS := constraints.txt
+
+.PHONY: quickstart test lint docs install nonlinear slurm eon clean constraints
 
 quickstart: $(STAMP) $(BUILD_TOOLS)
 	$(BIN)/pyacemaker doctor
@@ -46,8 +48,8 @@ docs: $(STAMP)
 nonlinear: $(TF)
 
 $(TF): $(STAMP)
-	$(BIN)/python -m pip install --quiet "tensorflow-cpu==2.20.0" "numpy<2.4" "pandas<3"
-	$(BIN)/python -m pip install --quiet --no-deps tf_keras==2.20.1 tensorpotential==0.6.2.1
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) "tensorflow-cpu==2.20.0" "numpy<2.4" "pandas<3"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --no-deps tf_keras==2.20.1 tensorpotential==0.6.2.1
 	touch $(TF)
 
 # A one-node Slurm cluster on this machine (installs slurm-wlm and munge on first use), for the
@@ -74,12 +76,18 @@ $(BUILD_TOOLS):
 $(CHROMIUM):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-venv; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,chgnet]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test,chgnet]'
 	touch $(STAMP)
+
+# Refresh the exact versions every install takes (after `make test` passed with newer ones);
+# local version labels (torch's +cpu) are dropped: `==2.13.0` takes the CPU build where it lies
+constraints: $(STAMP) $(TF)
+	{ sed -n '1,2p' $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable | grep -v '^pyacemaker' | sed 's/+[a-z0-9.]*$$//'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
 	rm -rf $(VENV) runs site

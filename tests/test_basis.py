@@ -89,3 +89,22 @@ def test_fit_records_its_basis_choice_and_scores_better_than_the_smallest(copper
     smallest = min(choice.scores, key=lambda s: s.spec.functions_per_element)
     best = next(s for s in choice.scores if s.spec == choice.chosen)
     assert best.force_rmse < smallest.force_rmse and choice.reason
+
+
+def test_the_report_says_which_basis_was_chosen_and_why(copper_data, tmp_path):
+    from pyacemaker.records import FitResult
+    from pyacemaker.state import IterationRecord
+    from pyacemaker.validation.report import render
+    from pyacemaker.validation.validate import ValidationResult
+
+    train, test = copper_data
+    settings = TrainerConfig(cutoff=5.0, zbl_inner=INNER, zbl_outer=OUTER, max_functions_per_element=40)
+    _, fit = fit_linear_ace(train[:20], test, ["Cu"], settings, tmp_path / "potential")
+    assert isinstance(fit, FitResult) and fit.basis.scores
+    record = IterationRecord(iteration=0, labels_total=20, selected=20, fit=fit)
+    result = ValidationResult(potential="p", created="now", seconds=1.0, passed=True, checks=[],
+                              history=[record.model_dump(mode="json")])
+    html = render(result)
+    chosen = fit.basis.chosen
+    assert "The basis, chosen by measurement" in html and fit.basis.reason in html
+    assert f"{chosen.functions_per_element} @ 5 Å" in html and 'class="chosen"' in html
