@@ -42,11 +42,12 @@ from pyacemaker.validation.check import Check
 from pyacemaker.validation.phonons import supercell_matrix
 from pyacemaker.workdir import write_file
 
-FORMAT = 1  # bump when the frames' computation changes
+FORMAT = 2  # bump when the frames' computation changes
 MELTING_FRACTION = 0.3  # default temperature: between the policy's first two MD temperatures
-EQUILIBRATION_STEPS = 60  # Langevin steps before the first frame (EMT Cu: 370-400 K at 400 K)
-FRAME_SPACING = 10  # steps between frames
-FRICTION_PER_FS = 0.02  # Langevin friction, 1/fs: thermalised within ~50 fs
+EQUILIBRATION_STEPS = 20  # Langevin steps before the first frame, from velocities at 2 T
+FRAME_SPACING = 5  # steps between frames: 56 oracle calls for 8 frames (CHGNet, 270 atoms:
+# a few seconds each on 2 cores), once per run
+FRICTION_PER_FS = 0.05  # Langevin friction, 1/fs: thermalised within ~20 fs
 WIDTH_MARGIN = 0.1  # Angstrom beyond twice the cutoff
 SEED = 31  # of the initial velocities and the Langevin noise
 GENERATOR = "large cell md"

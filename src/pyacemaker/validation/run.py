@@ -131,9 +131,10 @@ def validate_in_run(potential: Potential, config: Config, workdir: Path,
     held_out = Dataset(RunPaths(workdir).dataset, config.trainer.test_fraction).labelled("test")
     structure = structure if structure is not None else run_structure(config, workdir)
     reference = run_reference(structure, config, workdir, show_progress)
-    large_cell = large_cell_frames(
+    reach = max(potential.cutoff, config.trainer.nominal_cutoff(config.elements))  # one cell for
+    large_cell = large_cell_frames(  # every cutoff auto may choose
         reference.structure.atoms() if reference and reference.structure else structure,
-        potential.cutoff, config.validation, config.oracle, lambda: cheap_oracle(config.oracle),
+        reach, config.validation, config.oracle, lambda: cheap_oracle(config.oracle),
         RunPaths(workdir).large_cell, config.exploration.md_timestep_fs, show_progress)
     with progress_bar(show_progress, transient=True) as progress:
         locality = locality_or_none(structure, config, workdir,
