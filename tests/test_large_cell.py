@@ -115,7 +115,7 @@ def test_fitted_potential_passes_and_broken_one_fails(cu_frames, copper_fit, tmp
     assert good.temperature_k == 400.0 and good.width > 2 * potential.cutoff
     assert all(c.passed for c in checks), checks
     assert good.errors.force_rmse < 0.03 and good.errors.stress_rmse is not None
-    broken = broken_copy(potential, tmp_path / "broken", scale=0.9)
+    broken = broken_copy(potential, tmp_path / "broken", scale=0.8)
     bad, checks = grade_large_cell(frames, broken.calculator(), broken.cutoff, targets)
     verdict = {c.name: c.passed for c in checks}
     assert verdict == {"large-cell energy RMSE": False, "large-cell force RMSE": False}
