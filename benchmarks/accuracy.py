@@ -154,7 +154,8 @@ def main() -> None:
     for name, elements, config, train, test in datasets(args.only, args.workdir):
         inner, outer = default_zbl_range(elements)
         for kind, functions, kappa, share, prune in fits(args):
-            settings = TrainerConfig(cutoff=default_cutoff(elements), zbl_inner=inner, zbl_outer=outer,
+            settings = TrainerConfig(cutoff=default_cutoff(elements), radial_basis="SBessel",
+                                     zbl_inner=inner, zbl_outer=outer,
                                      functions_per_element=functions, loss_kappa=kappa,
                                      loss_stress=share, nonlinear_iterations=args.iterations,
                                      prune_to_active_set=prune)

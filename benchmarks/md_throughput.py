@@ -4,9 +4,12 @@ plugin, one core) for fcc Cu with 108 and 864 atoms, NVE at 600 K.
 Compares ACE + ZBL (``pair_style hybrid/overlay pace zbl``), the same with the extrapolation
 grade gamma (``pace/extrapolation`` + ``fix pair``, the halt check of exploration) every 10
 steps and every step, and ``pair_style eam`` (Cu_u3) in the same process. The ACE potentials
-are linear fits to the tests' EMT copper cells (strained, rattled) with 40 and 150 functions per element.
+are linear fits to the tests' EMT copper cells (strained, rattled) with 40, 150 and 700
+functions per element (the trainer's auto sizes reach 800; past what 40 cells give an active
+set for, γ comes from a 320-function subset, as in the trainer).
 
     .venv/bin/python benchmarks/md_throughput.py [--atom-steps 100000] [--repeat 3]
+        [--functions 40 150 700]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pyacemaker.config import TrainerConfig, default_cutoff, default_zbl_range
 from pyacemaker.dynamics.lammps_input import pace_zbl_pair_commands
 from pyacemaker.dynamics.plugin import require_plugin
 from pyacemaker.lammps_runtime import lammps_module, new_lammps
+from pyacemaker.training.baseline import zbl_pair_coeffs
 from pyacemaker.training.linear import fit_linear_ace
 from pyacemaker.training.potential import Potential
 
@@ -38,8 +42,8 @@ EAM_SPEEDUP = 20  # eam runs this many more steps so that its timing is as long
 
 def fit(functions: int, folder: Path) -> Potential:
     inner, outer = default_zbl_range(["Cu"])
-    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), functions_per_element=functions,
-                             zbl_inner=inner, zbl_outer=outer)
+    settings = TrainerConfig(cutoff=default_cutoff(["Cu"]), radial_basis="SBessel",
+                             functions_per_element=functions, zbl_inner=inner, zbl_outer=outer)
     potential, _ = fit_linear_ace(emt_copper(40, 1), emt_copper(8, 2), ["Cu"], settings, folder)
     return potential
 
@@ -47,8 +51,8 @@ def fit(functions: int, folder: Path) -> Potential:
 def pace_setups(potential: Potential) -> dict[str, list[str]]:
     """pair commands of each ACE case: plain ``pace`` and ``pace/extrapolation`` with gamma."""
     overlay = pace_zbl_pair_commands(potential)
-    plain = [overlay[0].replace("pace/extrapolation", "pace"),
-             f'pair_coeff * * pace "{potential.yace}" Cu', *overlay[2:]]
+    plain = [f"pair_style hybrid/overlay pace zbl {potential.zbl_inner} {potential.zbl_outer}",
+             f'pair_coeff * * pace "{potential.yace}" Cu', *zbl_pair_coeffs(["Cu"], "zbl")]
     gamma = ["compute max_gamma all reduce max f_pace_gamma",
              "variable max_gamma equal c_max_gamma",
              "fix halt all halt {n} v_max_gamma > 1e9 error soft"]
@@ -81,6 +85,8 @@ def main() -> None:
     parser.add_argument("--atom-steps", type=int, default=100_000,
                         help="atom-steps timed per ACE case (eam: 20 times more)")
     parser.add_argument("--repeat", type=int, default=3, help="timings per case; the best counts")
+    parser.add_argument("--functions", type=int, nargs="+", default=[40, 150, 700],
+                        help="ACE sizes, functions per element")
     args = parser.parse_args()
     console = Console(width=130)
     eam = Path(lammps_module().__file__).parent / "share/lammps/potentials" / EAM_FILE
@@ -98,7 +104,7 @@ def main() -> None:
         eam_rates = rates(["pair_style eam", f'pair_coeff 1 1 "{eam}"'], EAM_SPEEDUP)
     table.add_row("-", "eam (Cu_u3)", *(f"{v:,.0f}" for v in eam_rates), *("1" for _ in SIZES))
     with tempfile.TemporaryDirectory() as tmp:
-        for functions in (40, 150):
+        for functions in args.functions:
             with console.status(f"fitting a {functions}-function Cu potential"):
                 potential = fit(functions, Path(tmp) / f"ace{functions}")
             for name, pair in pace_setups(potential).items():
