@@ -108,3 +108,16 @@ def test_the_report_says_which_basis_was_chosen_and_why(copper_data, tmp_path):
     chosen = fit.basis.chosen
     assert "The basis, chosen by measurement" in html and fit.basis.reason in html
     assert f"{chosen.functions_per_element} @ 5 Å" in html and 'class="chosen"' in html
+
+
+def test_fits_before_the_final_one_keep_the_nominal_or_previous_cutoff():
+    from pyacemaker.training.trainer import interim_basis
+
+    settings = TrainerConfig()
+    first = interim_basis(settings, ["O", "Ti"], None)
+    assert first.cutoff == 6.4 and first.radial_basis == "SBessel" and first.functions_per_element == "auto"
+    previous = type("Previous", (), {"cutoff": 5.12, "radial_basis": "ChebExpCos"})()
+    later = interim_basis(settings, ["O", "Ti"], previous)
+    assert later.cutoff == 5.12 and later.radial_basis == "ChebExpCos"
+    fixed = interim_basis(TrainerConfig(cutoff=7.0, radial_basis="ChebPow"), ["O", "Ti"], previous)
+    assert fixed.cutoff == 7.0 and fixed.radial_basis == "ChebPow"

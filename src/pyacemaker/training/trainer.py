@@ -47,12 +47,12 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     """Fit ``train`` (scored on ``test``) into ``out_dir`` with ``settings.kind``; see the module
     docstring for auto, which considers a nonlinear fit only when ``final`` (the run's last
     fit). A nonlinear fit warm-starts from ``previous`` when that is nonlinear. The cutoff and
-    radial basis left to auto are chosen in the first and the final fit and kept from
-    ``previous`` in between (each choice computes the design rows of every candidate; the size
-    is chosen in every fit, at no extra cost)."""
+    radial basis left to auto are chosen in the final fit only (the choice computes the design
+    rows of four candidates); the fits before keep ``previous``'s, or start from the nominal
+    cutoff and SBessel (``interim_basis``). The size is chosen in every fit, at no extra cost."""
     classes = targets.classes if targets is not None else []
-    if previous is not None and not final:
-        settings = kept_basis(settings, previous)
+    if not final:
+        settings = interim_basis(settings, elements, previous)
     if settings.kind == "nonlinear":
         return _nonlinear(train, test, elements, settings, out_dir, previous, show_progress, classes)
     if settings.kind == "linear":
@@ -81,9 +81,12 @@ def fit(train: list[Atoms], test: list[Atoms], elements: list[str], settings: Tr
     return load_fit(out_dir)
 
 
-def kept_basis(settings: TrainerConfig, previous: Potential) -> TrainerConfig:
-    """``settings`` with ``previous``'s cutoff and radial basis where they are auto."""
-    keep = {"cutoff": previous.cutoff, "radial_basis": previous.radial_basis}
+def interim_basis(settings: TrainerConfig, elements: list[str],
+                  previous: Potential | None) -> TrainerConfig:
+    """``settings`` with the cutoff and radial basis of ``previous`` (else the nominal cutoff
+    and SBessel) where they are auto: what a fit before the run's final one uses."""
+    keep = ({"cutoff": previous.cutoff, "radial_basis": previous.radial_basis} if previous else
+            {"cutoff": settings.nominal_cutoff(elements), "radial_basis": "SBessel"})
     return settings.model_copy(update={k: v for k, v in keep.items() if getattr(settings, k) == "auto"})
 
 
