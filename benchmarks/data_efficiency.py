@@ -392,10 +392,12 @@ def loop_labels(system: System, seed: int, workdir: Path, console: Console) -> d
     exploration = {**system.loop.get("exploration", {}), "random_seed": seed}
     raw = {**system.loop, "workdir": str(workdir), "exploration": exploration,
            "targets": {"energy_rmse_mev_per_atom": 0.01, "force_rmse_ev_per_angstrom": 0.001},
-           "validation": {"every_iteration": False}, "trainer": {"kind": "linear"}}
+           "validation": {"every_iteration": False},
+           "trainer": {**system.loop.get("trainer", {}), "kind": "linear"}}
     with console.status(f"{system.name}: the loop, seed {seed}"):
         Workflow(resolve(config_from_dict(raw)), console=Console(quiet=True), show_progress=False).run()
-    labelled = Dataset(workdir / "dataset.db", 0.1).labelled()
+    labelled = [a for a in Dataset(workdir / "dataset.db", 0.1).labelled()
+                if not a.info["test_only"]]  # the loop's own test labels, outside its budget
     for atoms in labelled:
         atoms.info["class"] = atoms.info["generator"]
     return {i: [a for a in labelled if a.info["iteration"] <= i]

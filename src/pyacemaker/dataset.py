@@ -192,7 +192,8 @@ class Dataset:
             atoms = row.toatoms(add_additional_information=True)
             atoms.info = {"hash": row.hash, "generator": row.get("generator", ""),
                           "iteration": row.get("iteration", -1),
-                          "energy_weight": row.get("energy_weight", 1.0)}
+                          "energy_weight": row.get("energy_weight", 1.0),
+                          "test_only": bool(row.get("test_only", False))}
             if "force_weights" in row.data:
                 atoms.arrays["force_weight"] = np.asarray(row.data["force_weights"], float)
             out.append(atoms)
