@@ -1,10 +1,10 @@
 """What limits the linear ACE basis on a run's data: the trainer's own choice (cross-validated
 cutoff, radial basis and size), then fixed sizes past the extrapolation grade's limit, each
-with γ from its own basis and from the subset the trainer uses (``gamma.yaml``).
+with γ from its own basis and from the γ basis the trainer writes (``gamma.yaml``).
 
 For each size it prints the held-out errors (the run's own split, target classes), the 90th
 percentile of the held-out structures' largest γ with the basis's own active set and with the
-trainer's subset, and the fit time. γ of about 1 means interpolation; the loop collects
+trainer's γ basis, and the fit time. γ of about 1 means interpolation; the loop collects
 candidates above ~5, so an active set whose held-out γ is in the tens or thousands has lost its
 meaning, whatever the fit's accuracy.
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def own_basis_gamma(potential: Potential, train, test) -> float:
     """90th percentile of the held-out structures' largest γ with an active set of the
-    potential's whole basis (what γ would be without the trainer's subset)."""
+    potential's whole basis (what γ would be without the trainer's γ basis)."""
     from pyace import BBasisConfiguration, PyACECalculator
     from pyace.activelearning import (
         compute_A_active_inverse,
@@ -74,7 +74,7 @@ def main() -> None:
     train, test = dataset.labelled("train"), dataset.labelled("test")
     settings = config.trainer.model_copy(update={"kind": "linear"})
     table = Table(title=f"linear ACE on {args.workdir} ({len(train)} train, {len(test)} held out)")
-    for column in ("basis", "γ subset", "fit s", "test E meV/atom", "test F eV/Å",
+    for column in ("basis", "γ basis", "fit s", "test E meV/atom", "test F eV/Å",
                    "held-out γ p90 (trainer's)", "held-out γ p90 (own basis)"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ from pyacemaker.records import BasisSpec
 from pyacemaker.training.baseline import ZBLCalculator
 from pyacemaker.training.basis import (
     ATOMS_PER_FUNCTION,
+    GAMMA_MAX_FUNCTIONS,
     ROWS_PER_FUNCTION,
     candidate_specs,
     choose_basis,
@@ -48,7 +49,9 @@ def test_the_limits_grow_with_the_data(copper_data):
     assert few[0] < many[0] == rows // ROWS_PER_FUNCTION and "fit rows" in many[1]
     assert size_limit(train, ["Cu"], 30) == (30, "trainer.max_functions_per_element")
     atoms = sum(len(a) for a in train)
-    assert gamma_limit(train[:10], ["Cu"])[0] < gamma_limit(train, ["Cu"])[0] == atoms // ATOMS_PER_FUNCTION
+    assert gamma_limit(train[:10], ["Cu"])[0] < gamma_limit(train[:30], ["Cu"])[0] == (
+        sum(len(a) for a in train[:30]) // ATOMS_PER_FUNCTION)
+    assert gamma_limit(train, ["Cu"])[0] == min(atoms // ATOMS_PER_FUNCTION, GAMMA_MAX_FUNCTIONS)
 
 
 def test_candidates_cover_only_what_the_config_leaves_open():

@@ -315,7 +315,7 @@ def test_large_md_frames_are_embedded_around_their_highest_gamma_atom(engine, po
 @pytest.fixture(scope="module")
 def split_potential(tmp_path_factory):
     """A basis larger than 16 CuAu cells can give an active set for (256 Au atoms carry 64
-    functions): γ comes from a 64-function subset."""
+    functions): γ comes from a 64-function basis."""
     inner, outer = default_zbl_range(ELEMENTS)
     settings = TrainerConfig(cutoff=5.0, radial_basis="SBessel", functions_per_element=100,
                              zbl_inner=inner, zbl_outer=outer)
@@ -327,7 +327,7 @@ def split_potential(tmp_path_factory):
 
 
 def test_split_gamma_basis_runs_in_lammps_as_in_python(engine, split_potential, tmp_path):
-    """LAMMPS overlays pace (the potential) and pace/extrapolation (γ's subset, zero energy):
+    """LAMMPS overlays pace (the potential) and pace/extrapolation (γ's basis, zero energy):
     energies and the dumped γ equal the Python calculator's."""
     potential = split_potential
     assert potential.gamma_yaml.name == "gamma.yaml" and "gamma.yaml" in potential.files()

@@ -16,6 +16,7 @@ from pyacemaker.config import TargetsConfig, TrainerConfig, default_zbl_range
 from pyacemaker.dynamics.lammps_input import MDRequest
 from pyacemaker.dynamics.md import LammpsEngine
 from pyacemaker.errors import CalculationFailed
+from pyacemaker.records import BasisSpec
 from pyacemaker.training import nonlinear, trainer
 from pyacemaker.training.nonlinear import fit_nonlinear_ace, run_pacemaker
 from tests.conftest import emt_labelled
@@ -93,9 +94,11 @@ def test_warm_start_grows_the_previous_potential(fitted, data, tmp_path):
 
 def test_warm_start_of_the_same_size_refits_the_file(fitted):
     potential, _, _ = fitted
-    inputs = nonlinear.pacemaker_input(ELEMENTS, settings(), 8, potential, has_test=True)
+    spec = BasisSpec(cutoff=potential.cutoff, radial_basis="SBessel", functions_per_element=8)
+    inputs = nonlinear.pacemaker_input(ELEMENTS, settings(), spec, potential, has_test=True)
     assert inputs["potential"] == str(potential.yaml)  # pacemaker continues from its coefficients
-    assert nonlinear.pacemaker_input(ELEMENTS, settings(), 8, None, True)["potential"]["elements"] == ELEMENTS
+    fresh = nonlinear.pacemaker_input(ELEMENTS, settings(), spec, None, True)
+    assert fresh["potential"]["elements"] == ELEMENTS
 
 
 def test_embedding_weights_reach_pacemaker(data, tmp_path):

@@ -31,10 +31,12 @@ def run(config, *options: str) -> WorkflowState:
 
 
 def labels(workdir) -> dict[int, tuple[int, ...]]:
-    """Row ids per iteration: a resumed run must not relabel or drop any."""
+    """Budgeted row ids per iteration (EMT is cheap: thin classes also get test-only labels,
+    outside the budget): a resumed run must not relabel or drop any."""
     out: dict[int, tuple[int, ...]] = {}
     for row in connect(str(workdir / "dataset.db")).select():
-        out[row.iteration] = (*out.get(row.iteration, ()), row.id)
+        if not row.get("test_only"):
+            out[row.iteration] = (*out.get(row.iteration, ()), row.id)
     return out
 
 

@@ -33,6 +33,8 @@ def test_run_paths_match_the_documented_layout(tmp_path):
         "potential/": paths.potential,
         "validation_report.html": paths.report,
         "validation/oracle_reference.json": paths.reference,
+        "validation/large_cell.extxyz": paths.large_cell,
+        "validation/locality.json": paths.locality,
         "parsl/": paths.parsl,
         "run.log": paths.log,
     }

@@ -51,8 +51,8 @@ class BasisScore(BaseModel):
     """A candidate basis and its cross-validated errors on the training set."""
 
     spec: BasisSpec
-    score: float = Field(description="(E / E_target)^2 + (F / F_target)^2 of the target classes "
-                         "on the held-out folds, relative to the best candidate's (1 = the best)")
+    score: float = Field(description="E / E_best + F / F_best (each error relative to the lowest "
+                         "among the candidates), relative to the best candidate's (1 = the best)")
     energy_rmse: float = Field(description="meV/atom, target classes on the held-out folds")
     force_rmse: float = Field(description="eV/Angstrom, per component, as energy_rmse")
 
@@ -68,8 +68,8 @@ class BasisChoice(BaseModel):
     limit: str = Field(description="what set max_functions")
     reason: str = Field(description="why the chosen basis, in one sentence")
     gamma_functions: int | None = Field(
-        None, description="functions per element of the subset whose active set gives the "
-        "extrapolation grade, when the chosen basis is larger than the data can give one for")
+        None, description="functions per element of the basis whose active set gives the "
+        "extrapolation grade, when that is not the chosen size")
     gamma_limit: str = Field("", description="what bounds the extrapolation grade's basis")
     seconds: float = Field(0.0, description="wall time of the design rows and the choice, s")
 class ClassGrade(BaseModel):

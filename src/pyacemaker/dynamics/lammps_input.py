@@ -51,7 +51,7 @@ def pace_zbl_pair_commands(potential: Potential) -> list[str]:
     """``pair_style hybrid/overlay pace/extrapolation zbl`` and its coefficients.
 
     pace/extrapolation reads the B-basis ``.yaml`` and the linear active set ``.asi``. A
-    potential with a separate, smaller basis for gamma (``Potential.gamma_yaml``, coefficients
+    potential with a separate basis for gamma (``Potential.gamma_yaml``, coefficients
     zero: it adds no energy) overlays ``pace`` (the potential's ``.yace``) as well.
     """
     elements = " ".join(potential.elements)

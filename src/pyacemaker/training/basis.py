@@ -2,15 +2,16 @@
 
 The candidates are every combination of the cutoffs, radial bases and sizes (functions per
 element) that ``trainer`` leaves open (``auto``). The size is bounded by the fit's rows and a
-cost cap (``size_limit``), not by the extrapolation grade: when the chosen basis is larger than
-the data can give an active set for (``gamma_limit``), γ comes from a subset of its functions
-(``gamma_basis``). For each cutoff and radial basis the design rows are computed
-once, at the largest size: pyace ranks a basis's functions the same way at every size, so a
-smaller basis is a subset of a larger one and its rows are a column slice. Each candidate is
-scored by k-fold cross-validation of the fit's own weighted loss (energies and forces; stresses
-only enter the final fit), through per-fold Gram matrices, so a candidate costs a few small
-solves. The chosen basis is the smallest (then the shortest cutoff) within ``PARSIMONY`` of the
-best score: the cheapest model that the data cannot tell from the best.
+cost cap (``size_limit``), not by the extrapolation grade: γ comes from a basis of its own size
+(``gamma_limit``, the rule of every earlier release; ``gamma_basis``) with the chosen cutoff
+and radial functions. For each cutoff and radial basis the design rows are computed once, at the
+largest size: pyace ranks a basis's functions the same way at every size, so a smaller basis is
+a subset of a larger one and its rows are a column slice. Each candidate is scored by k-fold
+cross-validation of the fit (energies and forces; stresses only enter the final fit), through
+per-fold Gram matrices, so a candidate costs a few small solves; its score sums its energy and
+force errors, each relative to the best candidate's (``scored``). The chosen basis is the
+smallest (then the shortest cutoff) within ``PARSIMONY`` of the best score: the cheapest model
+that the data cannot tell from the best.
 
 Measured on TiO2/CHGNet (``../shared/probes/tio2_capacity.py``, DESIGN.md): at 6.4 Å the MD
 force error falls from 0.138 to 0.059 eV/Å between 150 and 800 functions per element, 5 Å beats
@@ -40,6 +41,8 @@ MIN_FUNCTIONS = 8
 ROWS_PER_FUNCTION = 4  # force + energy rows per coefficient, keeps the fit overdetermined
 ATOMS_PER_FUNCTION = 4  # atoms of the rarest element per function: symmetric cells repeat
 # environments, and an active set built from too few distinct ones makes gamma explode
+GAMMA_MAX_FUNCTIONS = 300  # γ's basis as every earlier release had it (≤ 300 functions), on which
+# the collect and halt thresholds (5, 25) and the rare-event tests were set
 SIZES = (25, 50, 100, 150, 200, 300, 400, 600, 800, 1000, 1200, 1600)  # functions per element
 CUTOFF_FACTORS = (0.8, 1.0)  # of the bond-length default (config.default_cutoff), for cutoff: auto
 MIN_CUTOFF = 4.0  # Angstrom
@@ -60,10 +63,11 @@ def size_limit(structures: list[Atoms], elements: list[str], cap: int) -> tuple[
 
 def gamma_limit(structures: list[Atoms], elements: list[str]) -> tuple[int, str]:
     """The largest basis whose active set the data can give (``ATOMS_PER_FUNCTION`` atoms of
-    the rarest element per function), and a sentence saying so. Measured on the quickstart's
-    84 TiO2 structures (961 Ti atoms, 5.12 Å): the held-out γ (90th percentile) is 3.1 at 240
-    functions per element, 19 at 480, 151 at 720 and ~2000 at 960, while the force error keeps
-    falling (0.160, 0.123, 0.117, 0.113 eV/Å): past this limit γ is meaningless, not the fit.
+    the rarest element per function, at most ``GAMMA_MAX_FUNCTIONS``), and a sentence saying
+    so. Measured on the quickstart's 84 TiO2 structures (961 Ti atoms, 5.12 Å): the held-out
+    γ (90th percentile) is 3.1 at 240 functions per element, 19 at 480, 151 at 720 and ~2000 at
+    960, while the force error keeps falling (0.160, 0.123, 0.117, 0.113 eV/Å): past this limit
+    γ is meaningless, not the fit.
 
     Raises
     ------
@@ -77,6 +81,8 @@ def gamma_limit(structures: list[Atoms], elements: list[str]) -> tuple[int, str]
         raise CalculationFailed(
             f"too little data to fit: {per_element.get(rarest, 0)} atoms of {rarest}; at least "
             f"{MIN_FUNCTIONS * ATOMS_PER_FUNCTION} are needed (label more structures first)")
+    if n > GAMMA_MAX_FUNCTIONS:
+        return GAMMA_MAX_FUNCTIONS, f"at most {GAMMA_MAX_FUNCTIONS} functions, the thresholds' calibration"
     return n, f"{per_element[rarest]} {rarest} atoms ({ATOMS_PER_FUNCTION} per function)"
 
 
@@ -170,7 +176,7 @@ def solve(gram: np.ndarray, rhs: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def cross_validated(rows: DesignRows, specs: list[BasisSpec], columns: dict[BasisSpec, np.ndarray],
-                    alpha: float, scored: np.ndarray, targets: TargetsConfig) -> list[BasisScore]:
+                    alpha: float, scored: np.ndarray) -> list[BasisScore]:
     """Scores of ``specs`` (all on ``rows``' cutoff and radial basis; ``columns[spec]`` slices
     ``rows``) by ``FOLDS``-fold cross-validation over structures, on the rows of the
     ``scored`` structures (boolean, per structure): the target classes."""
@@ -194,9 +200,7 @@ def cross_validated(rows: DesignRows, specs: list[BasisSpec], columns: dict[Basi
             residual[held] = rows.matrix[np.ix_(held, c)] @ coefficients - rows.target[held]
         e_rmse = 1000 * float(np.sqrt(np.mean(residual[energy] ** 2)))
         f_rmse = float(np.sqrt(np.mean(residual[force] ** 2)))
-        score = (e_rmse / targets.energy_rmse_mev_per_atom) ** 2 + (
-            f_rmse / targets.force_rmse_ev_per_angstrom) ** 2
-        scores.append(BasisScore(spec=spec, energy_rmse=e_rmse, force_rmse=f_rmse, score=score))
+        scores.append(BasisScore(spec=spec, energy_rmse=e_rmse, force_rmse=f_rmse, score=0.0))
     return scores
 
 
@@ -215,8 +219,10 @@ def choose(scores: list[BasisScore]) -> tuple[BasisSpec, str]:
 
 
 def gamma_basis(choice: BasisChoice, elements: list[str]):
-    """The BBasisConfiguration whose active set gives γ when the chosen basis is too large for
-    one (a subset of its functions, coefficients zero), else None."""
+    """The BBasisConfiguration whose active set gives γ (the chosen cutoff and radial basis at
+    the size of ``gamma_limit``, coefficients zero) when that size is not the chosen one, else
+    None: γ keeps the size rule the loop's thresholds were set with, whatever size the fit
+    chose (larger, or smaller on little data)."""
     if choice.gamma_functions is None:
         return None
     return basis_config(choice.chosen.model_copy(
@@ -228,10 +234,15 @@ def describe(spec: BasisSpec) -> str:
     return f"{spec.cutoff:g} Å {spec.radial_basis}, {spec.functions_per_element} functions/element"
 
 
-def relative(scores: list[BasisScore]) -> list[BasisScore]:
-    """``scores`` with each score relative to the best (1 = the best)."""
-    best = min(s.score for s in scores)
-    return [s.model_copy(update={"score": s.score / best if best > 0 else 1.0}) for s in scores]
+def scored(scores: list[BasisScore]) -> list[BasisScore]:
+    """``scores`` with their score: the energy and force errors each relative to the lowest
+    among the candidates, summed, and divided by the best sum (1 = the best). Scale-free, so
+    neither quantity drowns the other whatever the targets: 10% worse energies are paid for by
+    10% better forces."""
+    e_best = max(min(s.energy_rmse for s in scores), 1e-12)
+    f_best = max(min(s.force_rmse for s in scores), 1e-12)
+    sums = [s.energy_rmse / e_best + s.force_rmse / f_best for s in scores]
+    return [s.model_copy(update={"score": total / min(sums)}) for s, total in zip(scores, sums, strict=True)]
 
 
 def choose_basis(df: pd.DataFrame, structures: list[Atoms], elements: list[str],
@@ -239,17 +250,20 @@ def choose_basis(df: pd.DataFrame, structures: list[Atoms], elements: list[str],
                  ) -> tuple[BasisChoice, DesignRows, np.ndarray]:
     """The basis to fit ``structures`` (``df``: their delta DataFrame; ``weights``: the energy and
     force rows' loss weights) with, the design rows of its cutoff and radial basis at the
-    largest size tried, and the chosen basis's columns among them. Candidates are scored on
-    ``targets.classes`` (every structure when none is of those classes) by
-    ``(E / E_target)^2 + (F / F_target)^2``, the held-out verdict's own terms."""
+    largest size tried, and the chosen basis's columns among them. Candidates are scored
+    (``scored``) by their cross-validated energy and force errors on ``targets.classes``
+    (every structure when none is of those classes)."""
     start = time.perf_counter()
     gamma_size, gamma_reason = gamma_limit(structures, elements)
     limit, limit_reason = size_limit(structures, elements, settings.max_functions_per_element)
+    if limit < gamma_size:
+        gamma_size, gamma_reason = limit, limit_reason
     specs = candidate_specs(settings, elements, limit)
-    if settings.functions_per_element != "auto":
+    if settings.functions_per_element != "auto":  # a fixed size keeps γ on its own basis
         limit, limit_reason = settings.functions_per_element, "trainer.functions_per_element"
-    scored = np.array([a.info.get("generator") in targets.classes for a in structures])
-    scored = scored if scored.any() else np.ones(len(structures), bool)
+        gamma_size = min(gamma_size, limit)
+    targeted = np.array([a.info.get("generator") in targets.classes for a in structures])
+    targeted = targeted if targeted.any() else np.ones(len(structures), bool)
     groups: dict[tuple[float, str], list[BasisSpec]] = {}
     for spec in specs:
         groups.setdefault((spec.cutoff, spec.radial_basis), []).append(spec)
@@ -259,17 +273,18 @@ def choose_basis(df: pd.DataFrame, structures: list[Atoms], elements: list[str],
         rows = design_rows(largest, elements, df, weights, settings.workers)
         columns = {s: columns_of(s, largest, elements) for s in group}
         if len(specs) > 1:
-            scores += cross_validated(rows, group, columns, settings.ridge_alpha, scored, targets)
+            scores += cross_validated(rows, group, columns, settings.ridge_alpha, targeted)
         kept[(cutoff, radial)] = (rows, columns)
         log.info("basis: design rows at %g Å %s, %d functions/element (%.0f s so far)", cutoff,
                  radial, largest.functions_per_element, time.perf_counter() - start)
+    scores = scored(scores) if scores else []
     chosen, reason = choose(scores) if scores else (specs[0], "every basis setting is fixed")
     rows, columns = kept[(chosen.cutoff, chosen.radial_basis)]
-    choice = BasisChoice(chosen=chosen, scores=relative(scores) if scores else [],
+    choice = BasisChoice(chosen=chosen, scores=scores,
                          max_functions=limit, limit=limit_reason, reason=reason,
-                         gamma_functions=gamma_size if gamma_size < chosen.functions_per_element
+                         gamma_functions=gamma_size if gamma_size != chosen.functions_per_element
                          else None, gamma_limit=gamma_reason, seconds=time.perf_counter() - start)
     log.info("basis: %s (%s; size limit %d: %s; γ from %d functions: %s)", describe(chosen), reason,
-             limit, limit_reason, min(gamma_size, chosen.functions_per_element), gamma_reason)
+             limit, limit_reason, gamma_size, gamma_reason)
     return choice, rows, columns[chosen]
 

@@ -28,8 +28,8 @@ class Potential(BaseModel):
     functions_per_element: int
     radial_basis: str = Field("SBessel", description="pyace radial basis of the ACE part")
     gamma_functions_per_element: int | None = Field(
-        None, description="size of the smaller basis (a subset of the potential's) whose active "
-        "set gives the extrapolation grade; None: the potential's own basis")
+        None, description="size of the basis (the potential's cutoff and radial functions) whose "
+        "active set gives the extrapolation grade; None: the potential's own basis")
     kind: str = Field("linear", description="linear (pyace) or nonlinear (pacemaker)")
 
     @property
@@ -47,9 +47,9 @@ class Potential(BaseModel):
 
     @property
     def gamma_yaml(self) -> Path:
-        """The B-basis the extrapolation grade is computed with: ``gamma.yaml`` (a subset of the
-        potential's functions, coefficients zero) when the potential is larger than its data
-        can give an active set for, else the potential's own ``.yaml``."""
+        """The B-basis the extrapolation grade is computed with: ``gamma.yaml`` (the potential's
+        cutoff and radial functions at the size γ's rule gives, coefficients zero) when that is
+        not the potential's size, else the potential's own ``.yaml``."""
         return self.folder / "gamma.yaml" if self.gamma_functions_per_element else self.yaml
 
     def save(self) -> None:
