@@ -29,6 +29,7 @@ from pyacemaker.structures import bare
 from pyacemaker.training.basis import describe
 from pyacemaker.training.linear import MAXVOL, fit_linear_ace
 from pyacemaker.training.potential import Potential
+from pyacemaker.training.selection import max_gamma
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def own_basis_gamma(potential: Potential, train, test) -> float:
     """90th percentile of the held-out structures' largest γ with an active set of the
     potential's whole basis (what γ would be without the trainer's γ basis)."""
-    from pyace import BBasisConfiguration, PyACECalculator
+    from pyace import BBasisConfiguration
     from pyace.activelearning import (
         compute_A_active_inverse,
         compute_active_set,
@@ -47,18 +48,11 @@ def own_basis_gamma(potential: Potential, train, test) -> float:
     bconf = BBasisConfiguration(str(potential.yaml))
     active = compute_active_set(compute_B_projections(bconf, [bare(a) for a in train]), **MAXVOL)
     with tempfile.TemporaryDirectory() as tmp:
-        asi = Path(tmp) / "own.asi"
-        save_active_inverse_set(str(asi), compute_A_active_inverse(active),
+        own = Potential.from_files(potential.files(), Path(tmp)).model_copy(
+            update={"gamma_functions_per_element": None})
+        save_active_inverse_set(str(own.asi), compute_A_active_inverse(active),
                                 elements_name=potential.elements)
-        calc = PyACECalculator(str(potential.yaml))
-        calc.set_active_set(str(asi))
-        grades = []
-        for atoms in test:
-            copy = bare(atoms)
-            copy.calc = calc
-            copy.get_potential_energy()
-            grades.append(float(np.max(calc.results["gamma"])))
-    return float(np.percentile(grades, 90))
+        return float(np.percentile(max_gamma(own, test), 90))
 
 
 def main() -> None:
