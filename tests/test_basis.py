@@ -15,9 +15,10 @@ from pyacemaker.training.basis import (
     ROWS_PER_FUNCTION,
     candidate_specs,
     choose_basis,
-    columns_of,
+    columns_in,
     design_rows,
     gamma_limit,
+    group_columns,
     size_limit,
 )
 from pyacemaker.training.linear import delta_dataframe, fit_linear_ace, sample_weights
@@ -35,7 +36,7 @@ def test_a_smaller_basis_is_a_column_slice_of_a_larger_one(copper_data):
     df, weights = _inputs(train[:6])
     small, large = (BasisSpec(cutoff=5.0, radial_basis="ChebExpCos", functions_per_element=n)
                     for n in (10, 40))
-    columns = columns_of(small, large, ["Cu"])
+    columns = columns_in(group_columns(large, ["Cu"]), small, ["Cu"])
     assert len(columns) == 10 and len(set(columns.tolist())) == 10 and columns.max() < 40
     big_rows = design_rows(large, ["Cu"], df, weights, 1)
     small_rows = design_rows(small, ["Cu"], df.copy(), weights, 1)

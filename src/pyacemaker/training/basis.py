@@ -131,14 +131,17 @@ def _function_keys(bconf) -> list[tuple]:
             for f in (*rank1, *higher)]
 
 
-def columns_of(spec: BasisSpec, largest: BasisSpec, elements: list[str]) -> np.ndarray:
-    """Indices of ``spec``'s functions among the columns of ``largest`` (same cutoff and radial
-    basis, at least as many functions), in ``spec``'s own column order."""
-    index = {key: k for k, key in enumerate(_function_keys(basis_config(largest, elements)))}
+def group_columns(largest: BasisSpec, elements: list[str]) -> dict[tuple, int]:
+    """The column of each function of ``largest``'s basis, by key (built once per group)."""
+    return {key: k for k, key in enumerate(_function_keys(basis_config(largest, elements)))}
+
+
+def columns_in(index: dict[tuple, int], spec: BasisSpec, elements: list[str]) -> np.ndarray:
+    """``spec``'s columns in a larger basis's ``index`` (``group_columns``)."""
     keys = _function_keys(basis_config(spec, elements))
     missing = [k for k in keys if k not in index]
     if missing:  # pyace ranked functions differently at the two sizes
-        raise RuntimeError(f"{len(missing)} functions of {spec} are not in {largest}")
+        raise RuntimeError(f"{len(missing)} functions of {spec} are not in the larger basis")
     return np.array([index[k] for k in keys])
 
 
@@ -271,7 +274,8 @@ def choose_basis(df: pd.DataFrame, structures: list[Atoms], elements: list[str],
     for (cutoff, radial), group in groups.items():
         largest = max(group, key=lambda s: s.functions_per_element)
         rows = design_rows(largest, elements, df, weights, settings.workers)
-        columns = {s: columns_of(s, largest, elements) for s in group}
+        index = group_columns(largest, elements)
+        columns = {s: columns_in(index, s, elements) for s in group}
         if len(specs) > 1:
             scores += cross_validated(rows, group, columns, settings.ridge_alpha, targeted)
         kept[(cutoff, radial)] = (rows, columns)
